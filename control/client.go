@@ -65,6 +65,10 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Op == "dial" {
+			return fmt.Errorf("cannot reach hook6d on control socket %s: %w", c.socket, oe.Err)
+		}
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err

@@ -157,13 +157,18 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
 		q, err := netip.ParsePrefix(s)
 		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("parsing prefix %q: %w", s, err)
+			// Drop netip's echo of the input: `netip.ParsePrefix("x"): why`.
+			why := err.Error()
+			if i := strings.Index(why, "): "); i >= 0 {
+				why = why[i+3:]
+			}
+			return netip.Prefix{}, fmt.Errorf("bad prefix %q: %s", s, why)
 		}
 		p = q.Masked()
 	} else {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("parsing address %q: %w", s, err)
+			return netip.Prefix{}, fmt.Errorf("%q is not an IPv6 address or prefix", s)
 		}
 		p = netip.PrefixFrom(a, a.BitLen())
 	}
