@@ -1,0 +1,125 @@
+package core
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/hook6/hook6/core/lease"
+)
+
+// claims holds addresses and prefixes promised to a binding but not (yet)
+// committed: those offered in an Advertise, and those being committed by a
+// Request in flight. Claiming is atomic with the check against the store,
+// so two clients are never given the same lease.
+type claims struct {
+	mu    sync.Mutex
+	held  map[netip.Prefix]claim
+	byB   map[lease.Binding][]netip.Prefix
+	store lease.Store
+	now   func() time.Time
+	max   int
+}
+
+type claim struct {
+	binding lease.Binding
+	until   time.Time
+}
+
+func newClaims(store lease.Store, now func() time.Time, max int) *claims {
+	return &claims{held: make(map[netip.Prefix]claim), byB: make(map[lease.Binding][]netip.Prefix), store: store, now: now, max: max}
+}
+
+// take claims p for b for ttl when no other binding holds it (in the store
+// or as a claim). It reports whether p is now b's.
+func (c *claims) take(p netip.Prefix, b lease.Binding, ttl time.Duration) bool {
+	now := c.now()
+	for _, l := range c.store.Overlapping(p) {
+		if l.Active(now) && lease.BindingOf(&l) != b {
+			return false
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl, ok := c.held[p]
+	if ok && cl.binding != b && now.Before(cl.until) {
+		return false
+	}
+	if ok && cl.binding != b {
+		c.unindexLocked(p, cl.binding)
+	}
+	if len(c.held) >= c.max {
+		c.sweepLocked(now)
+		if len(c.held) >= c.max {
+			return false
+		}
+	}
+	if !ok || cl.binding != b {
+		c.byB[b] = append(c.byB[b], p)
+	}
+	c.held[p] = claim{binding: b, until: now.Add(ttl)}
+	return true
+}
+
+// heldBy returns the unexpired claims of b (an Advertise's offer that a
+// Request should confirm).
+func (c *claims) heldBy(b lease.Binding) []netip.Prefix {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []netip.Prefix
+	for _, p := range c.byB[b] {
+		if cl := c.held[p]; now.Before(cl.until) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (c *claims) unindexLocked(p netip.Prefix, b lease.Binding) {
+	ps := c.byB[b]
+	for i, q := range ps {
+		if q == p {
+			ps = append(ps[:i], ps[i+1:]...)
+			break
+		}
+	}
+	if len(ps) == 0 {
+		delete(c.byB, b)
+	} else {
+		c.byB[b] = ps
+	}
+}
+
+// release drops claims once their leases are committed or given up.
+func (c *claims) release(ps ...netip.Prefix) {
+	c.mu.Lock()
+	for _, p := range ps {
+		if cl, ok := c.held[p]; ok {
+			delete(c.held, p)
+			c.unindexLocked(p, cl.binding)
+		}
+	}
+	c.mu.Unlock()
+}
+
+func (c *claims) sweep() {
+	c.mu.Lock()
+	c.sweepLocked(c.now())
+	c.mu.Unlock()
+}
+
+func (c *claims) sweepLocked(now time.Time) {
+	for p, cl := range c.held {
+		if !now.Before(cl.until) {
+			delete(c.held, p)
+			c.unindexLocked(p, cl.binding)
+		}
+	}
+}
+
+func (c *claims) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.held)
+}

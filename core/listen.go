@@ -1,0 +1,196 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+
+	"golang.org/x/net/ipv6"
+)
+
+// allDHCP is All_DHCP_Relay_Agents_and_Servers (ff02::1:2).
+var allDHCP = net.ParseIP("ff02::1:2")
+
+// batch is how many datagrams one recvmmsg/sendmmsg call moves at most.
+const batch = 64
+
+// Listener is the server's UDP socket: it joins ff02::1:2 on the served
+// interfaces, learns each datagram's arrival interface and destination
+// from IPV6_PKTINFO, and answers out of the interface a request came in on.
+type Listener struct {
+	conn   *net.UDPConn
+	pc     *ipv6.PacketConn
+	ifaces sync.Map // index → name
+}
+
+// Listen opens addr (e.g. "[::]:547") and joins the multicast group on each
+// named interface.
+func Listen(addr string, interfaces []string) (*Listener, error) {
+	ua, err := net.ResolveUDPAddr("udp6", addr)
+	if err != nil {
+		return nil, fmt.Errorf("resolving %s: %w", addr, err)
+	}
+	conn, err := net.ListenUDP("udp6", ua)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	_ = conn.SetReadBuffer(8 << 20)
+	_ = conn.SetWriteBuffer(8 << 20)
+	l := &Listener{conn: conn, pc: ipv6.NewPacketConn(conn)}
+	if err := l.pc.SetControlMessage(ipv6.FlagInterface|ipv6.FlagDst, true); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("enabling IPV6_PKTINFO: %w", err)
+	}
+	if err := l.Join(interfaces); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Join joins ff02::1:2 on each interface (again, after a reload).
+func (l *Listener) Join(interfaces []string) error {
+	for _, name := range interfaces {
+		ifi, err := net.InterfaceByName(name)
+		if err != nil {
+			return fmt.Errorf("interface %s: %w", name, err)
+		}
+		l.ifaces.Store(ifi.Index, ifi.Name)
+		if err := l.pc.JoinGroup(ifi, &net.UDPAddr{IP: allDHCP}); err != nil && !errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("joining ff02::1:2 on %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// LocalAddr is the socket's address.
+func (l *Listener) LocalAddr() net.Addr { return l.conn.LocalAddr() }
+
+// Close closes the socket.
+func (l *Listener) Close() error { return l.conn.Close() }
+
+func (l *Listener) ifName(index int) string {
+	if index == 0 {
+		return ""
+	}
+	if v, ok := l.ifaces.Load(index); ok {
+		return v.(string)
+	}
+	ifi, err := net.InterfaceByIndex(index)
+	if err != nil {
+		return ""
+	}
+	l.ifaces.Store(index, ifi.Name)
+	return ifi.Name
+}
+
+// job is one received datagram on its way to a worker.
+type job struct {
+	pkt     Packet
+	ifindex int
+	buf     []byte
+}
+
+// Serve reads datagrams, hands them to workers running s.Handle, and sends
+// the answers, until ctx ends or the socket fails.
+func (l *Listener) Serve(ctx context.Context, s *Server, workers int) error {
+	if workers < 1 {
+		workers = 1
+	}
+	jobs := make(chan *job, workers*64)
+	bufs := sync.Pool{New: func() any { b := make([]byte, 65536); return &b }}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				l.work(ctx, s, j)
+				b := j.buf[:cap(j.buf)]
+				bufs.Put(&b)
+			}
+		}()
+	}
+	go func() {
+		<-ctx.Done()
+		l.conn.Close()
+	}()
+	err := l.read(ctx, s, jobs, &bufs)
+	close(jobs)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// read receives datagrams in batches (recvmmsg) and queues them; when the
+// queue is full the datagram is counted and dropped, never queued without
+// bound.
+func (l *Listener) read(ctx context.Context, s *Server, jobs chan<- *job, bufs *sync.Pool) error {
+	msgs := make([]ipv6.Message, batch)
+	for {
+		for i := range msgs {
+			if msgs[i].Buffers == nil {
+				msgs[i].Buffers = [][]byte{*(bufs.Get().(*[]byte))}
+				msgs[i].OOB = ipv6.NewControlMessage(ipv6.FlagInterface | ipv6.FlagDst)
+			}
+		}
+		n, err := l.pc.ReadBatch(msgs, 0)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("reading: %w", err)
+		}
+		for i := 0; i < n; i++ {
+			j := l.toJob(&msgs[i])
+			select {
+			case jobs <- j:
+				msgs[i].Buffers = nil // the worker owns the buffer now
+			default:
+				s.stats.received.Add(1)
+				s.stats.Drop(DropOverload)
+			}
+		}
+	}
+}
+
+func (l *Listener) toJob(m *ipv6.Message) *job {
+	j := &job{buf: m.Buffers[0][:m.N]}
+	var cm ipv6.ControlMessage
+	if err := cm.Parse(m.OOB[:m.NN]); err == nil {
+		j.ifindex = cm.IfIndex
+		j.pkt.Interface = l.ifName(cm.IfIndex)
+		j.pkt.Unicast = cm.Dst != nil && !cm.Dst.IsMulticast()
+	}
+	if ua, ok := m.Addr.(*net.UDPAddr); ok {
+		ap := ua.AddrPort()
+		j.pkt.Source = netip.AddrPortFrom(ap.Addr().Unmap().WithZone(j.pkt.Interface), ap.Port())
+	}
+	j.pkt.Data = j.buf
+	return j
+}
+
+func (l *Listener) work(ctx context.Context, s *Server, j *job) {
+	out := s.Handle(ctx, &j.pkt)
+	if out == nil {
+		return
+	}
+	dst := &net.UDPAddr{IP: net.IP(j.pkt.Source.Addr().AsSlice()), Port: int(j.pkt.Source.Port()), Zone: j.pkt.Interface}
+	var cm *ipv6.ControlMessage
+	if j.ifindex != 0 {
+		cm = &ipv6.ControlMessage{IfIndex: j.ifindex}
+	}
+	if _, err := l.pc.WriteTo(out, cm, dst); err != nil {
+		s.opts.Logger.Warn("sending answer", "to", dst, "err", err)
+	}
+}

@@ -1,0 +1,181 @@
+package core
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/hook6/hook6/core/config"
+	"github.com/hook6/hook6/core/lease"
+)
+
+// infinity is the DHCPv6 lifetime meaning "forever" (0xffffffff seconds).
+const infinity = time.Duration(0xffffffff) * time.Second
+
+// state is a configuration compiled for the packet path. It is immutable
+// once built; a reload builds a new one and swaps it in.
+type state struct {
+	cfg         *config.Config
+	links       []*link
+	byInterface map[string]*link
+	byIfaceID   map[string]*link
+	prefixes    []*prefix
+	reserved    map[string][]*config.Reservation // by raw DUID
+	reservedFor map[netip.Prefix]string          // reserved lease → raw DUID
+}
+
+// link is a network segment and the prefixes served on it.
+type link struct {
+	name   string
+	policy *config.Policy
+	na     []*prefix // dhcp prefixes, in config order
+	pd     []*prefix // prefix-delegation prefixes, in config order
+}
+
+// prefix is one configured prefix compiled for allocation.
+type prefix struct {
+	name    string
+	link    *link
+	address netip.Prefix // the whole configured prefix (on-link test)
+	pool    netip.Prefix // where leases come from: range, else address
+	kind    lease.Kind
+	length  int // 128 for addresses, the delegated length for PD
+	algs    []string
+	policy  *config.Policy
+	cursor  atomic.Uint64 // best-fit scan position
+}
+
+func compile(cfg *config.Config) (*state, error) {
+	st := &state{
+		cfg:         cfg,
+		byInterface: map[string]*link{},
+		byIfaceID:   map[string]*link{},
+		reserved:    map[string][]*config.Reservation{},
+		reservedFor: map[netip.Prefix]string{},
+	}
+	byName := map[string]*link{}
+	for _, lc := range cfg.Links {
+		l := &link{name: lc.Name, policy: cfg.Policy(lc.Policy)}
+		byName[lc.Name] = l
+		st.links = append(st.links, l)
+		if lc.Interface != "" {
+			st.byInterface[lc.Interface] = l
+		}
+		if lc.InterfaceID != "" {
+			st.byIfaceID[lc.InterfaceID] = l
+		}
+	}
+	for _, pc := range cfg.Prefixes {
+		l := byName[pc.Link]
+		if l == nil {
+			return nil, fmt.Errorf("prefix %s: unknown link %q", pc.Name, pc.Link)
+		}
+		p := &prefix{name: pc.Name, link: l, address: pc.Address.Masked(), pool: pc.Address.Masked(),
+			algs: pc.AllocationAlgorithms, policy: cfg.Policy(pc.Policy)}
+		if pc.Range.IsValid() {
+			p.pool = pc.Range.Masked()
+		}
+		if p.policy == nil {
+			p.policy = l.policy
+		}
+		if p.policy == nil {
+			return nil, fmt.Errorf("prefix %s: no policy", pc.Name)
+		}
+		if pc.DHCPType == "prefix-delegation" {
+			p.kind, p.length = lease.PD, pc.PrefixLength
+			l.pd = append(l.pd, p)
+		} else {
+			p.kind, p.length = lease.NA, 128
+			l.na = append(l.na, p)
+		}
+		st.prefixes = append(st.prefixes, p)
+	}
+	for _, r := range cfg.Reservations {
+		k := string(r.DUID)
+		st.reserved[k] = append(st.reserved[k], r)
+		if r.Address.IsValid() {
+			st.reservedFor[netip.PrefixFrom(r.Address, 128)] = k
+		}
+		if r.Prefix.IsValid() {
+			st.reservedFor[r.Prefix.Masked()] = k
+		}
+	}
+	return st, nil
+}
+
+// linkForRelay finds the link of a relayed request: the one with a prefix
+// containing the link-address, else the one named by the interface-id.
+func (st *state) linkForRelay(linkAddr netip.Addr, ifaceID []byte) *link {
+	if linkAddr.IsValid() && !linkAddr.IsUnspecified() && !linkAddr.IsLinkLocalUnicast() {
+		for _, p := range st.prefixes {
+			if p.kind == lease.NA && p.address.Contains(linkAddr) {
+				return p.link
+			}
+		}
+		for _, p := range st.prefixes {
+			if p.address.Contains(linkAddr) {
+				return p.link
+			}
+		}
+	}
+	if len(ifaceID) > 0 {
+		if l := st.byIfaceID[string(ifaceID)]; l != nil {
+			return l
+		}
+	}
+	return nil
+}
+
+// prefixOf returns the link's prefix of kind k containing addr.
+func (l *link) prefixOf(k lease.Kind, p netip.Prefix) *prefix {
+	ps := l.na
+	if k == lease.PD {
+		ps = l.pd
+	}
+	for _, cp := range ps {
+		if cp.address.Contains(p.Addr()) && p.Bits() >= cp.address.Bits() {
+			return cp
+		}
+	}
+	return nil
+}
+
+// onLink reports whether addr belongs to one of the link's prefixes.
+func (l *link) onLink(addr netip.Addr) bool {
+	for _, p := range l.na {
+		if p.address.Contains(addr) {
+			return true
+		}
+	}
+	for _, p := range l.pd {
+		if p.address.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// reservationsFor returns the reservations of a client on a link.
+func (st *state) reservationsFor(duid []byte, l *link) []*config.Reservation {
+	var out []*config.Reservation
+	for _, r := range st.reserved[string(duid)] {
+		if r.Link == "" || r.Link == l.name {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// reservedByOther reports whether p is reserved for a client other than duid.
+func (st *state) reservedByOther(p netip.Prefix, duid []byte) bool {
+	k, ok := st.reservedFor[p]
+	return ok && k != string(duid)
+}
+
+func lifetimes(pol *config.Policy) (preferred, valid time.Duration) {
+	return time.Duration(pol.PreferredLifetime), time.Duration(pol.ValidLifetime)
+}
+
+func sameDUID(a, b []byte) bool { return bytes.Equal(a, b) }
