@@ -1,0 +1,192 @@
+package asynccache
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/hook6/hook6/hooks"
+)
+
+// DefaultFlag is the env key set to "true" on a packet whose client's
+// answer is pending.
+const DefaultFlag = "async-pending"
+
+// DefaultPoints are the points of the extension when the config lists
+// none: look up at post-packet-decode, skip the lease at generate-lease,
+// drop at pre-packet-encode.
+var DefaultPoints = []hooks.Point{hooks.PostPacketDecode, hooks.GenerateLease, hooks.PrePacketEncode}
+
+// Options are the extension's settings besides the cache's.
+type Options struct {
+	// Points the extension runs at (DefaultPoints when empty). The first
+	// of post-packet-decode, pre-client-lookup, post-client-lookup and
+	// generate-lease is where the cache is looked up; generate-lease sets
+	// skip-lease on a pending packet; pre-packet-encode turns the flag
+	// into drop.
+	Points []hooks.Point
+	// Fields are the client fields that identify the client in the cache
+	// and are handed to the source, e.g. [duid].
+	Fields []string
+	// Flag is the env key set on a pending packet (DefaultFlag).
+	Flag string
+	// FoundKey, when set, is the env key set to "true" or "false" after a
+	// usable answer says whether the client is known.
+	FoundKey string
+	// Links limits lookups to clients of these links (server.link); the
+	// lookup point must then come after post-packet-decode.
+	Links []string
+	// Prefixes limits lookups to IAs allocated from these prefixes; the
+	// lookup point must then be generate-lease.
+	Prefixes []string
+	// DropEarly sets drop at the lookup point itself when it comes before
+	// generate-lease, sparing the packet's further processing.
+	DropEarly bool
+}
+
+// Extension is the async cache at the hook points. It implements
+// hooks.Extension and hooks.Closer.
+type Extension struct {
+	name     string
+	opt      Options
+	lookupAt hooks.Point
+	keyer    keyer
+	cache    *Cache
+	src      Source
+}
+
+// NewExtension wires cache (which queries src) to the points in opt.
+func NewExtension(name string, opt Options, cache *Cache, src Source) (*Extension, error) {
+	if len(opt.Points) == 0 {
+		opt.Points = DefaultPoints
+	}
+	if opt.Flag == "" {
+		opt.Flag = DefaultFlag
+	}
+	if len(opt.Fields) == 0 {
+		return nil, fmt.Errorf("async cache %s: no client fields to key the cache on", name)
+	}
+	x := &Extension{name: name, opt: opt, keyer: newKeyer(opt.Fields), cache: cache, src: src}
+	found := false
+	for _, p := range opt.Points {
+		switch p {
+		case hooks.PostPacketDecode, hooks.PreClientLookup, hooks.PostClientLookup, hooks.GenerateLease:
+			if !found || p < x.lookupAt {
+				x.lookupAt, found = p, true
+			}
+		case hooks.PrePacketEncode:
+		default:
+			return nil, fmt.Errorf("async cache %s: cannot run at %s", name, p)
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("async cache %s: points need one of post-packet-decode, pre-client-lookup, post-client-lookup or generate-lease to look up", name)
+	}
+	if len(opt.Links) > 0 && x.lookupAt == hooks.PostPacketDecode {
+		return nil, fmt.Errorf("async cache %s: links needs the lookup after post-packet-decode (the link is chosen then)", name)
+	}
+	if len(opt.Prefixes) > 0 && x.lookupAt != hooks.GenerateLease {
+		return nil, fmt.Errorf("async cache %s: prefixes needs the lookup at generate-lease (its first point is %s)", name, x.lookupAt)
+	}
+	return x, nil
+}
+
+// Name implements hooks.Extension.
+func (x *Extension) Name() string { return x.name }
+
+// Points implements hooks.Extension.
+func (x *Extension) Points() []hooks.Point { return x.opt.Points }
+
+// Cache returns the cache, for its stats.
+func (x *Extension) Cache() *Cache { return x.cache }
+
+// Stats returns the cache's counters.
+func (x *Extension) Stats() Stats { return x.cache.Stats() }
+
+// Handle implements hooks.Extension.
+func (x *Extension) Handle(c *hooks.Context) error {
+	if c.Point == x.lookupAt {
+		if err := x.lookup(c); err != nil {
+			return err
+		}
+	}
+	switch c.Point {
+	case hooks.GenerateLease:
+		if c.Env.IsTrue(x.opt.Flag) && x.prefixInScope(c) {
+			return c.SkipLease()
+		}
+	case hooks.PrePacketEncode:
+		if c.Env.IsTrue(x.opt.Flag) {
+			x.cache.CountDropped()
+			return c.Drop()
+		}
+	}
+	return nil
+}
+
+func (x *Extension) prefixInScope(c *hooks.Context) bool {
+	if len(x.opt.Prefixes) == 0 {
+		return true
+	}
+	return c.Allocation != nil && slices.Contains(x.opt.Prefixes, c.Allocation.PrefixName)
+}
+
+// lookup consults the cache and puts the answer in the env, or flags the
+// packet as pending.
+func (x *Extension) lookup(c *hooks.Context) error {
+	env := c.Env
+	if env.IsTrue(x.opt.Flag) {
+		return nil // already pending (another IA of this packet)
+	}
+	if len(x.opt.Links) > 0 && !slices.Contains(x.opt.Links, env.Value(hooks.KeyLink)) {
+		return nil
+	}
+	if c.Point == hooks.GenerateLease && !x.prefixInScope(c) {
+		return nil
+	}
+	key, ok := x.keyer.key(env)
+	if !ok {
+		return x.setFound(env, false) // not identifiable: the source cannot know it
+	}
+	r := x.cache.Lookup(key, func() map[string]string { return ClientFields(env, x.opt.Fields) })
+	if r.State == Pending {
+		if err := env.Set(x.opt.Flag, "true"); err != nil {
+			return err
+		}
+		switch {
+		case c.Point == hooks.GenerateLease:
+			return c.SkipLease()
+		case x.opt.DropEarly:
+			x.cache.CountDropped()
+			return c.Drop()
+		}
+		return nil
+	}
+	for k, v := range r.Values {
+		if err := env.Set(k, v); err != nil {
+			return fmt.Errorf("async cache %s: %w", x.name, err)
+		}
+	}
+	return x.setFound(env, r.Found)
+}
+
+func (x *Extension) setFound(env *hooks.Env, found bool) error {
+	if x.opt.FoundKey == "" {
+		return nil
+	}
+	v := "false"
+	if found {
+		v = "true"
+	}
+	return env.Set(x.opt.FoundKey, v)
+}
+
+// Close stops the cache and closes the source if it holds resources.
+func (x *Extension) Close() error {
+	err := x.cache.Close()
+	if cl, ok := x.src.(io.Closer); ok {
+		err = errors.Join(err, cl.Close())
+	}
+	return err
+}
