@@ -14,12 +14,10 @@ type FieldLister interface {
 	Fields() []string
 }
 
-// Build reads the cache's init-args from a (ttl, negative-ttl, max-stale,
-// serve-stale, size, workers, queue, query-timeout, flag, found-key,
-// links, prefixes, drop-early, key-fields), starts the cache in front of
-// src and returns the extension. It reports a.Err(), so the caller reads
-// its source's keys from a first. On error src is not closed.
-func Build(name string, points []hooks.Point, a *Args, src Source) (*Extension, error) {
+// ReadArgs reads the cache's init-args: ttl, negative-ttl, max-stale,
+// serve-stale, size, workers, queue, query-timeout (Config) and
+// key-fields, flag, found-key, links, prefixes, drop-early (Options).
+func ReadArgs(points []hooks.Point, a *Args) (Config, Options) {
 	cfg := Config{
 		TTL:         a.Duration("ttl", DefaultTTL),
 		NegativeTTL: a.Duration("negative-ttl", DefaultNegativeTTL),
@@ -39,13 +37,28 @@ func Build(name string, points []hooks.Point, a *Args, src Source) (*Extension, 
 		Prefixes:  a.List("prefixes"),
 		DropEarly: a.Bool("drop-early", false),
 	}
+	return cfg, opt
+}
+
+// Build reads the cache's init-args from a, checks a (unknown keys
+// included: read the source's keys from a first) and starts the
+// extension in front of src. On error src is not closed.
+func Build(name string, points []hooks.Point, a *Args, src Source) (*Extension, error) {
+	cfg, opt := ReadArgs(points, a)
+	if err := a.Err(); err != nil {
+		return nil, fmt.Errorf("async cache %s: %w", name, err)
+	}
+	return Start(name, cfg, opt, src)
+}
+
+// Start starts the cache in front of src and returns the extension. The
+// cache is keyed on opt.Fields, or on the source's fields when it is a
+// FieldLister. On error src is not closed.
+func Start(name string, cfg Config, opt Options, src Source) (*Extension, error) {
 	if len(opt.Fields) == 0 {
 		if fl, ok := src.(FieldLister); ok {
 			opt.Fields = fl.Fields()
 		}
-	}
-	if err := a.Err(); err != nil {
-		return nil, fmt.Errorf("async cache %s: %w", name, err)
 	}
 	if len(opt.Fields) == 0 {
 		return nil, errors.New("async cache " + name + ": init-args key-fields is required (the source does not say which client fields it uses)")
