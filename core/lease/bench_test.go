@@ -1,0 +1,228 @@
+package lease
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const million = 1_000_000
+
+// millionDB builds, once per test binary, a database of a million leases
+// (800,000 addresses and 200,000 delegated prefixes of 800,000 clients)
+// and returns its path. HOOK6_BENCH_DIR chooses where (default: the
+// system temporary directory); the file is kept for the process's
+// lifetime only.
+var millionDB = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp(os.Getenv("HOOK6_BENCH_DIR"), "hook6-lease-bench-")
+	if err != nil {
+		return "", err
+	}
+	benchDirs = append(benchDirs, dir)
+	path := filepath.Join(dir, "leases.db")
+	s, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		return "", err
+	}
+	const chunk = 20_000
+	ls := make([]Lease, chunk)
+	for i := 0; i < million; i += chunk {
+		for j := range ls {
+			ls[j] = genLease(i + j)
+		}
+		if err := s.Put(context.Background(), ls...); err != nil {
+			return "", err
+		}
+	}
+	return path, s.Close()
+})
+
+var benchDirs []string
+
+func openMillion(b *testing.B) *BoltStore {
+	b.Helper()
+	path, err := millionDB()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return openT(b, path)
+}
+
+// BenchmarkOpen1M measures a restart: open the file and load a million
+// leases into memory.
+func BenchmarkOpen1M(b *testing.B) {
+	path, err := millionDB()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		s := openT(b, path)
+		if s.Len() != million {
+			b.Fatalf("loaded %d", s.Len())
+		}
+		s.Close()
+	}
+}
+
+// BenchmarkMemoryPerLease reports the heap a million loaded leases take
+// (HeapInuse after GC, before and after Open).
+func BenchmarkMemoryPerLease(b *testing.B) {
+	path, err := millionDB()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var perLease float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		s := openT(b, path)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perLease = float64(after.HeapInuse-before.HeapInuse) / float64(s.Len())
+		runtime.KeepAlive(s)
+		s.Close()
+	}
+	b.ReportMetric(perLease, "heap-bytes/lease")
+}
+
+// sample returns n leases of the million-lease population, scattered.
+func sample(n int) []Lease {
+	ls := make([]Lease, n)
+	for i := range ls {
+		ls[i] = genLease(i * 7919 % million)
+	}
+	return ls
+}
+
+func BenchmarkGet1M(b *testing.B) {
+	s := openMillion(b)
+	defer s.Close()
+	ls := sample(1 << 16)
+	i := 0
+	for b.Loop() {
+		if _, ok := s.Get(ls[i&(len(ls)-1)].Prefix); !ok {
+			b.Fatal("missing")
+		}
+		i++
+	}
+}
+
+func BenchmarkByBinding1M(b *testing.B) {
+	s := openMillion(b)
+	defer s.Close()
+	ls := sample(1 << 16)
+	bs := make([]Binding, len(ls))
+	for i := range ls {
+		bs[i] = BindingOf(&ls[i])
+	}
+	i := 0
+	for b.Loop() {
+		if len(s.ByBinding(bs[i&(len(bs)-1)])) == 0 {
+			b.Fatal("missing")
+		}
+		i++
+	}
+}
+
+// BenchmarkOverlapping1M checks candidate /56s against a million leases
+// (as the PD allocator does): half are taken, half free.
+func BenchmarkOverlapping1M(b *testing.B) {
+	s := openMillion(b)
+	defer s.Close()
+	ps := make([]netip.Prefix, 1<<16)
+	for i := range ps {
+		ps[i] = pdPrefix(i * 7919 % (2 * million / 5))
+	}
+	i, found := 0, 0
+	for b.Loop() {
+		found += len(s.Overlapping(ps[i&(len(ps)-1)]))
+		i++
+	}
+	b.ReportMetric(float64(found)/float64(b.N), "leases/op")
+}
+
+// BenchmarkOverlapping1MWide queries a /48: 256 possible /56s.
+func BenchmarkOverlapping1MWide(b *testing.B) {
+	s := openMillion(b)
+	defer s.Close()
+	i, found := 0, 0
+	for b.Loop() {
+		p, _ := pdPrefix(i % (million / 5)).Addr().Prefix(48)
+		found += len(s.Overlapping(p))
+		i += 7919
+	}
+	b.ReportMetric(float64(found)/float64(b.N), "leases/op")
+}
+
+func BenchmarkExpired1M(b *testing.B) {
+	s := openMillion(b)
+	defer s.Close()
+	now := base.Add(14*24*time.Hour + 1000*time.Second) // the first 1000 expired
+	for b.Loop() {
+		if n := len(s.Expired(now)); n != 1000 {
+			b.Fatalf("expired %d", n)
+		}
+	}
+}
+
+// benchPut runs Puts with fsync from b's parallel goroutines and reports
+// how many leases each commit carried.
+func benchPut(b *testing.B, parallelism int) {
+	dir, err := os.MkdirTemp(os.Getenv("HOOK6_BENCH_DIR"), "hook6-lease-put-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	s, err := Open(filepath.Join(dir, "leases.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	var next atomic.Int64
+	startTx := s.appliedTx
+	b.ResetTimer()
+	if parallelism == 0 {
+		for b.Loop() {
+			if err := s.Put(context.Background(), genLease(int(next.Add(1)))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	} else {
+		b.SetParallelism(parallelism)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := s.Put(context.Background(), genLease(int(next.Add(1)))); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/float64(s.appliedTx-startTx), "leases/commit")
+}
+
+// BenchmarkPutSerial is one writer: every Put pays the batch delay and a
+// commit of its own.
+func BenchmarkPutSerial(b *testing.B) { benchPut(b, 0) }
+
+// BenchmarkPutParallel has 64 writers per CPU sharing commits.
+func BenchmarkPutParallel(b *testing.B) { benchPut(b, 64) }
+
+func BenchmarkDecode(b *testing.B) {
+	l := genLease(10)
+	buf, _ := AppendEncoded(nil, &l)
+	for b.Loop() {
+		if _, err := decodeRecord(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
