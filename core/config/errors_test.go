@@ -207,7 +207,6 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-
 // TestAllErrors checks that every problem is reported, in file order, not
 // just the first.
 func TestAllErrors(t *testing.T) {
