@@ -178,3 +178,12 @@ func normDUID(s string) string {
 
 // hostPrefix is a as a /128.
 func hostPrefix(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, 128) }
+
+func mustPrefix(t *testing.T, s string) netip.Prefix {
+	t.Helper()
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

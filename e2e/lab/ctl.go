@@ -233,3 +233,12 @@ func (s Stats) Sum(parts ...string) float64 {
 	}
 	return t
 }
+
+// ParseObject decodes a JSON object answer (status, reload, delete).
+func ParseObject(b []byte) (map[string]any, error) {
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("parse %q: %w", truncate(b), err)
+	}
+	return m, nil
+}
