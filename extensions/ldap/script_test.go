@@ -19,8 +19,8 @@ import (
 func TestExampleScript(t *testing.T) {
 	s := ldaptest.Start(t, ldaptest.Options{})
 	sc, err := script.Load(script.Options{
-		Name:   "async-ldap",
-		Path:   scriptPath(), Output: os.Stderr,
+		Name: "async-ldap",
+		Path: scriptPath(), Output: os.Stderr,
 		Points: []hooks.Point{hooks.PostPacketDecode, hooks.GenerateLease, hooks.PrePacketEncode},
 		Args: map[string]string{
 			"address":       s.URL[len("ldap://"):],
