@@ -1,0 +1,64 @@
+# hook6 — build, run and test. `make test` is what CI runs (.ci/run).
+#
+#   make build   bin/hook6d and bin/hook6ctl
+#   make run     build, then serve with the embedded default config (state and
+#                control socket under ./var; port 547 needs root)
+#   make test    install the Debian packages the tests need when missing, then
+#                go vet, the unit tests and the end-to-end tests (as root)
+#   make lint    gofmt, go vet and staticcheck
+
+SHELL := /bin/bash
+GO    ?= go
+
+# Debian packages the tests drive: DHCPv6 clients (dhclient, dhcpcd, dhcp6c),
+# the relay (dhcrelay), perfdhcp (kea-admin), Kea as reference server, slapd
+# for the LDAP tests, and the tools the network-namespace lab runs.
+DEBS := isc-dhcp-client dhcpcd-base wide-dhcpv6-client isc-dhcp-relay \
+	kea-admin kea-dhcp6-server slapd ldap-utils iproute2 procps
+
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: build run deps test vet unit e2e lint clean
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+run: build
+	mkdir -p var
+	bin/hook6d
+
+# Installs only when a package is missing, so reruns cost a dpkg query.
+deps:
+	@missing=(); for p in $(DEBS); do \
+		dpkg -s "$$p" >/dev/null 2>&1 || missing+=("$$p"); \
+	done; \
+	if [ $${#missing[@]} -eq 0 ]; then \
+		echo "deps: all Debian packages present"; \
+	else \
+		echo "deps: installing $${missing[*]}"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get -o DPkg::Lock::Timeout=300 update -qq && \
+		apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "$${missing[@]}"; \
+	fi
+
+test: deps vet unit e2e
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -timeout 15m $$($(GO) list ./... | grep -v '/e2e')
+
+# Network namespaces need root; -p 1 keeps the labs from competing for the
+# two cores (perfdhcp and timers are in the tests).
+e2e:
+	@if [ "$$(id -u)" != 0 ]; then echo "e2e: the end-to-end tests need root (network namespaces)"; exit 1; fi
+	$(GO) test -count=1 -p 1 -timeout 20m ./e2e/...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+clean:
+	rm -rf bin
