@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hook6/hook6/extensions/asynccache/httpsource"
+	ldapext "github.com/hook6/hook6/extensions/ldap"
 	"github.com/hook6/hook6/hooks"
 )
 
@@ -24,6 +26,9 @@ func Builtins() map[string]Factory {
 		"drop-flag":  NewDropFlag,
 		"preference": NewPreference,
 		"env-lease":  NewEnvLease,
+		"ldap":       ldapext.Builtin,
+		"ldap-cache": ldapext.CachedBuiltin,
+		"http-cache": httpsource.Builtin,
 	}
 }
 

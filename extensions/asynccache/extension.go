@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/hook6/hook6/hooks"
 )
@@ -46,7 +47,8 @@ type Options struct {
 }
 
 // Extension is the async cache at the hook points. It implements
-// hooks.Extension and hooks.Closer.
+// hooks.Extension, hooks.Closer and hooks.Budgeted (it never waits: the
+// chain runs it inline, without a deadline of its own).
 type Extension struct {
 	name     string
 	opt      Options
@@ -124,6 +126,10 @@ func (x *Extension) Handle(c *hooks.Context) error {
 	}
 	return nil
 }
+
+// HandleWithin implements hooks.Budgeted: Handle never blocks (queries run
+// on the cache's workers), so it is its own budget.
+func (x *Extension) HandleWithin(c *hooks.Context, _ time.Duration) error { return x.Handle(c) }
 
 func (x *Extension) prefixInScope(c *hooks.Context) bool {
 	if len(x.opt.Prefixes) == 0 {

@@ -157,3 +157,23 @@ func NewCached(name string, points []hooks.Point, args map[string]string) (*asyn
 	}
 	return x, nil
 }
+
+// Builtin is NewSync as a registry factory (extensions.Factory): the
+// "ldap" built-in.
+func Builtin(name string, points []hooks.Point, args map[string]string) (hooks.Extension, error) {
+	x, err := NewSync(name, points, args)
+	if err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// CachedBuiltin is NewCached as a registry factory: the "ldap-cache"
+// built-in.
+func CachedBuiltin(name string, points []hooks.Point, args map[string]string) (hooks.Extension, error) {
+	x, err := NewCached(name, points, args)
+	if err != nil {
+		return nil, err
+	}
+	return x, nil
+}

@@ -307,3 +307,13 @@ func NewCached(name string, points []hooks.Point, args map[string]string) (*asyn
 	}
 	return x, nil
 }
+
+// Builtin is NewCached as a registry factory (extensions.Factory): the
+// "http-cache" built-in.
+func Builtin(name string, points []hooks.Point, args map[string]string) (hooks.Extension, error) {
+	x, err := NewCached(name, points, args)
+	if err != nil {
+		return nil, err
+	}
+	return x, nil
+}
