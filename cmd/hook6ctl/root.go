@@ -37,6 +37,7 @@ var commandGroups = []func(*app) *cobra.Command{
 	newLeaseCmd,
 	newReloadCmd,
 	newStatsCmd,
+	newScriptCmd,
 }
 
 // defaultSocket is where hook6d listens unless configured otherwise.

@@ -248,7 +248,7 @@ func compile(src *source, opts Options, stop <-chan struct{}) (ip *interp.Interp
 		GoPath:               filepath.Join(os.TempDir(), "hook6-script-no-gopath"),
 		Stdin:                strings.NewReader(""),
 		Stdout:               out,
-		Stderr:               &logWriter{log: opts.Log},
+		Stderr:               &logWriter{log: opts.Log, names: strings.NewReplacer(fsName, src.file)},
 		Args:                 []string{opts.Name},
 		Env:                  []string{},
 		SourcecodeFilesystem: fstest.MapFS{fsName: {Data: src.src}},
@@ -355,11 +355,19 @@ func stopInterp(ip *interp.Interpreter) {
 	}
 }
 
-// logWriter turns what a script prints into log lines.
-type logWriter struct{ log *slog.Logger }
+// logWriter turns what a script prints into log lines, naming the script's
+// file as the user knows it.
+type logWriter struct {
+	log   *slog.Logger
+	names *strings.Replacer
+}
 
 func (w *logWriter) Write(b []byte) (int, error) {
-	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+	text := strings.TrimRight(string(b), "\n")
+	if w.names != nil {
+		text = w.names.Replace(text)
+	}
+	for _, line := range strings.Split(text, "\n") {
 		w.log.Info("script output", "text", line)
 	}
 	return len(b), nil
