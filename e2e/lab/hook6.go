@@ -158,6 +158,27 @@ func (l *Lab) StartHook6d(ns *Netns, bins Binaries, cfg Config) *Hook6d {
 	return d
 }
 
+// WriteConfig replaces the daemon's configuration file with cfg, keeping
+// its state directory and control socket; the daemon reads it on reload,
+// SIGHUP or restart.
+func (d *Hook6d) WriteConfig(cfg Config) {
+	d.lab.t.Helper()
+	cfg.Server.StateDir, cfg.Control.Socket = d.StateDir, d.Socket
+	y, err := cfg.YAML()
+	if err != nil {
+		d.lab.t.Fatalf("lab: %v", err)
+	}
+	d.WriteConfigYAML(y)
+}
+
+// WriteConfigYAML replaces the configuration file with raw YAML, as is.
+func (d *Hook6d) WriteConfigYAML(y []byte) {
+	d.lab.t.Helper()
+	if err := os.WriteFile(d.ConfigPath, y, 0o644); err != nil {
+		d.lab.t.Fatalf("lab: write hook6d config: %v", err)
+	}
+}
+
 // Start (re)starts the daemon with its configuration and state directory
 // and waits until it is ready.
 func (d *Hook6d) Start() {
