@@ -1,8 +1,6 @@
 package ldaptest
 
 import (
-	"net"
-	"net/url"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -20,7 +18,11 @@ func (s *Server) Restart() {
 	}
 	bin, _ := lookPath("slapd")
 	s.log = &syncBuffer{}
-	cmd := exec.Command(bin, "-f", s.conf, "-h", s.listen, "-d", "0")
+	args := []string{"-f", s.conf, "-h", s.listen, "-d", "0"}
+	cmd := exec.Command(bin, args...)
+	if s.opt.Command != nil {
+		cmd = s.opt.Command(bin, args...)
+	}
 	cmd.Stdout, cmd.Stderr = s.log, s.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -29,11 +31,9 @@ func (s *Server) Restart() {
 	exit := make(chan struct{})
 	go func() { cmd.Wait(); close(exit) }()
 	s.cmd, s.exit = cmd, exit
-	u, _ := url.Parse(s.URL)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", u.Host, time.Second)
-		if err == nil {
+		if c, err := ldap.DialURL(s.LDAPIURL); err == nil {
 			c.Close()
 			return
 		}
@@ -45,7 +45,7 @@ func (s *Server) Restart() {
 		}
 		if time.Now().After(deadline) {
 			s.Stop()
-			s.t.Fatalf("slapd does not listen on %s after 15s: %s", u.Host, s.log.String())
+			s.t.Fatalf("slapd does not answer on %s after 15s: %s", s.LDAPIURL, s.log.String())
 		}
 	}
 }
@@ -75,7 +75,7 @@ func (s *Server) Log() string { return s.log.String() }
 // closed when the test ends.
 func (s *Server) Admin() *ldap.Conn {
 	s.t.Helper()
-	c, err := ldap.DialURL(s.URL)
+	c, err := ldap.DialURL(s.LDAPIURL)
 	if err != nil {
 		s.t.Fatalf("connecting to slapd: %v", err)
 	}

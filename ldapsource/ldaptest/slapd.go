@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +37,10 @@ type Options struct {
 	// LDIF is added to the fixture before slapd starts (slapadd), e.g.
 	// thousands of generated clients.
 	LDIF string
+	// Command, when set, makes the command that runs slapd, e.g. inside a
+	// network namespace (lab.Netns.Command). The test reaches slapd over
+	// its ldapi:// unix socket, which every namespace sees.
+	Command func(name string, args ...string) *exec.Cmd
 }
 
 // Server is a running (or stopped) slapd.
@@ -47,8 +52,11 @@ type Server struct {
 	PasswordFile string
 	// CAFile is the PEM CA that signed the server certificate (TLS only).
 	CAFile string
+	// LDAPIURL is slapd's unix socket, ldapi://…, used by Admin.
+	LDAPIURL string
 
 	t      testing.TB
+	opt    Options
 	conf   string
 	listen string
 	cmd    *exec.Cmd
@@ -70,12 +78,13 @@ func Start(t testing.TB, opt Options) *Server {
 			t.Fatalf("%s not found (install with: DEBIAN_FRONTEND=noninteractive apt-get install -y slapd ldap-utils): %v", bin, err)
 		}
 	}
-	s := &Server{Dir: t.TempDir(), t: t}
+	s := &Server{Dir: t.TempDir(), t: t, opt: opt}
 	s.PasswordFile = filepath.Join(s.Dir, "bind.password")
 	must(t, os.WriteFile(s.PasswordFile, []byte(BindPassword+"\n"), 0o600))
 	must(t, os.Mkdir(filepath.Join(s.Dir, "db"), 0o700))
 	s.URL = "ldap://" + freeAddr(t)
-	listen := s.URL + "/"
+	s.LDAPIURL = "ldapi://" + url.PathEscape(filepath.Join(s.Dir, "ldapi"))
+	listen := s.URL + "/ " + s.LDAPIURL
 	var tlsConf string
 	if opt.TLS {
 		s.LDAPSURL = "ldaps://" + freeAddr(t)
