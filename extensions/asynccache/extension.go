@@ -106,6 +106,18 @@ func (x *Extension) Cache() *Cache { return x.cache }
 // Stats returns the cache's counters.
 func (x *Extension) Stats() Stats { return x.cache.Stats() }
 
+// Counters returns the cache's counters by name (the JSON names of
+// Stats), for the daemon's stats and metrics.
+func (x *Extension) Counters() map[string]uint64 {
+	st := x.cache.Stats()
+	return map[string]uint64{
+		"hits": st.Hits, "negative_hits": st.NegativeHits, "misses": st.Misses,
+		"stale": st.Stale, "stale_served": st.StaleServed, "in_flight": uint64(max(st.InFlight, 0)),
+		"dropped_pending": st.DroppedPending, "queries": st.Queries, "errors": st.Errors,
+		"queue_full": st.QueueFull, "entries": uint64(st.Entries),
+	}
+}
+
 // Handle implements hooks.Extension.
 func (x *Extension) Handle(c *hooks.Context) error {
 	if c.Point == x.lookupAt {

@@ -83,6 +83,9 @@ func TestExtensionPendingThenServed(t *testing.T) {
 	if st := x.Stats(); st.DroppedPending != 2 || st.Hits != 2 || st.Misses != 2 {
 		t.Fatalf("stats %+v", st)
 	}
+	if c := x.Counters(); c["dropped_pending"] != 2 || c["hits"] != 2 || c["entries"] != 2 || len(c) != 11 {
+		t.Fatalf("counters %v", c)
+	}
 }
 
 func TestExtensionDropEarly(t *testing.T) {

@@ -105,6 +105,16 @@ func (x *Sync) Source() *ldapsource.Source { return x.src }
 // Stats returns the directory source's counters.
 func (x *Sync) Stats() ldapsource.Stats { return x.src.Stats() }
 
+// Counters returns the directory source's counters by name, for the
+// daemon's stats and metrics.
+func (x *Sync) Counters() map[string]uint64 {
+	st := x.src.Stats()
+	return map[string]uint64{
+		"searches": st.Searches, "found": st.Found, "not_found": st.NotFound,
+		"errors": st.Errors, "dials": st.Dials, "dial_errors": st.DialErrors,
+	}
+}
+
 // Handle implements hooks.Extension: at the lookup point it searches the
 // client's entry and sets the mapped env keys. A failed search is an
 // error, so the extension's failure mode decides the packet's fate.

@@ -116,6 +116,9 @@ func TestSync(t *testing.T) {
 	if st := x.Stats(); st.Found != 2 || st.NotFound != 1 || st.Errors != 1 {
 		t.Fatalf("stats %+v", st)
 	}
+	if c := x.Counters(); c["found"] != 2 || c["errors"] != 1 || c["dials"] < 2 {
+		t.Fatalf("counters %v", c)
+	}
 }
 
 // TestSyncInjection: a field taken from a client-controlled option (the
