@@ -402,6 +402,17 @@ func TestFilesOnlyWhereAllowed(t *testing.T) {
 			t.Errorf("%s: got %v", p, err)
 		}
 	}
+	writer := "package main\n\nimport (\n\t\"os\"\n\t\"github.com/hook6/hook6/hooks\"\n)\n\nfunc PostPacketDecode(c *hooks.Context) error {\n\t_, err := os.OpenFile(c.Env.Value(\"path\"), os.O_WRONLY|os.O_CREATE, 0o644)\n\treturn err\n}\n"
+	w := load(t, "writer.go", writer, Options{Allow: Allow{Files: []string{dir}}})
+	c = ctx(hooks.PostPacketDecode)
+	c.Env.Set("path", filepath.Join(dir, "new.txt"))
+	if err := w.HandleWithin(c, time.Second); !errors.Is(err, os.ErrPermission) {
+		t.Errorf("writing under an allowed path: %v", err)
+	}
+	if _, err := Load(Options{Path: "wf.go", Source: []byte(strings.Replace(writer, "_, err := os.OpenFile(c.Env.Value(\"path\"), os.O_WRONLY|os.O_CREATE, 0o644)", "err := os.WriteFile(\"x\", nil, 0o644)", 1)),
+		Allow: Allow{Files: []string{dir}}}); err == nil || !strings.Contains(err.Error(), "WriteFile") {
+		t.Errorf("os.WriteFile is reachable: %v", err)
+	}
 	os.Symlink(outside, filepath.Join(dir, "link"))
 	c = ctx(hooks.PostPacketDecode)
 	c.Env.Set("path", filepath.Join(dir, "link"))

@@ -1,7 +1,6 @@
 package script
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -62,8 +61,8 @@ var goroutineSymbols = map[string][]string{
 
 // Allow widens what a script may use beyond the base standard library.
 type Allow struct {
-	// Files lists files and directories the script may open, read, write
-	// and list (with package os); empty means no file access.
+	// Files lists files and directories the script may read and list
+	// (with package os, read-only); empty means no file access.
 	Files []string
 	// Network gives the net, net/http and crypto/tls packages.
 	Network bool
@@ -212,9 +211,9 @@ func (g *guard) check(op, p string) error {
 	return &fs.PathError{Op: op, Path: p, Err: fs.ErrPermission}
 }
 
-// osSymbols is package os for scripts: file functions that check their
-// paths, the file types, modes, flags and errors; no processes,
-// environment, working directory or exit.
+// osSymbols is package os for scripts: read-only file functions that
+// check their paths, the file types, modes, flags and errors; no writing,
+// processes, environment, working directory or exit.
 func (g *guard) osSymbols() map[string]reflect.Value {
 	src := stdlib.Symbols["os/os"]
 	m := make(map[string]reflect.Value, 64)
@@ -240,28 +239,19 @@ func (g *guard) osSymbols() map[string]reflect.Value {
 		return os.Open(p)
 	})
 	m["OpenFile"] = reflect.ValueOf(func(p string, flag int, perm os.FileMode) (*os.File, error) {
+		if flag&(os.O_WRONLY|os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_TRUNC) != 0 {
+			return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrPermission}
+		}
 		if err := g.check("open", p); err != nil {
 			return nil, err
 		}
 		return os.OpenFile(p, flag, perm)
-	})
-	m["Create"] = reflect.ValueOf(func(p string) (*os.File, error) {
-		if err := g.check("open", p); err != nil {
-			return nil, err
-		}
-		return os.Create(p)
 	})
 	m["ReadFile"] = reflect.ValueOf(func(p string) ([]byte, error) {
 		if err := g.check("open", p); err != nil {
 			return nil, err
 		}
 		return os.ReadFile(p)
-	})
-	m["WriteFile"] = reflect.ValueOf(func(p string, data []byte, perm os.FileMode) error {
-		if err := g.check("open", p); err != nil {
-			return err
-		}
-		return os.WriteFile(p, data, perm)
 	})
 	m["ReadDir"] = reflect.ValueOf(func(p string) ([]os.DirEntry, error) {
 		if err := g.check("open", p); err != nil {
@@ -280,42 +270,6 @@ func (g *guard) osSymbols() map[string]reflect.Value {
 			return nil, err
 		}
 		return os.Lstat(p)
-	})
-	m["Mkdir"] = reflect.ValueOf(func(p string, perm os.FileMode) error {
-		if err := g.check("mkdir", p); err != nil {
-			return err
-		}
-		return os.Mkdir(p, perm)
-	})
-	m["MkdirAll"] = reflect.ValueOf(func(p string, perm os.FileMode) error {
-		if err := g.check("mkdir", p); err != nil {
-			return err
-		}
-		return os.MkdirAll(p, perm)
-	})
-	m["Remove"] = reflect.ValueOf(func(p string) error {
-		if err := g.check("remove", p); err != nil {
-			return err
-		}
-		return os.Remove(p)
-	})
-	m["RemoveAll"] = reflect.ValueOf(func(p string) error {
-		if err := g.check("remove", p); err != nil {
-			return err
-		}
-		return os.RemoveAll(p)
-	})
-	m["Rename"] = reflect.ValueOf(func(from, to string) error {
-		if err := errors.Join(g.check("rename", from), g.check("rename", to)); err != nil {
-			return err
-		}
-		return os.Rename(from, to)
-	})
-	m["Truncate"] = reflect.ValueOf(func(p string, size int64) error {
-		if err := g.check("truncate", p); err != nil {
-			return err
-		}
-		return os.Truncate(p, size)
 	})
 	return m
 }
