@@ -66,32 +66,69 @@ type ifaddr struct {
 	AddrInfo []struct {
 		Family    string `json:"family"`
 		Local     string `json:"local"`
+		PrefixLen int    `json:"prefixlen"`
 		Scope     string `json:"scope"`
 		Tentative bool   `json:"tentative"`
 		DADFailed bool   `json:"dadfailed"`
 	} `json:"addr_info"`
 }
 
+// addrs returns the usable (not tentative) IPv6 addresses of iface with
+// the given scope ("link" or "global").
+func (n *Netns) addrs(ctx context.Context, iface, scope string) ([]netip.Prefix, error) {
+	out, err := run(ctx, "ip", "-n", n.Name, "-j", "-6", "addr", "show", "dev", iface)
+	if err != nil {
+		return nil, fmt.Errorf("addresses of %s in %s: %w: %s", iface, n.Name, err, out)
+	}
+	var ifs []ifaddr
+	if err := json.Unmarshal([]byte(out), &ifs); err != nil {
+		return nil, fmt.Errorf("parse addresses of %s: %w", iface, err)
+	}
+	var ps []netip.Prefix
+	for _, i := range ifs {
+		for _, a := range i.AddrInfo {
+			if a.Family != "inet6" || a.Scope != scope || a.Tentative || a.DADFailed {
+				continue
+			}
+			if addr, err := netip.ParseAddr(a.Local); err == nil {
+				ps = append(ps, netip.PrefixFrom(addr, a.PrefixLen))
+			}
+		}
+	}
+	return ps, nil
+}
+
+// GlobalAddrs returns the global IPv6 addresses of iface, with their
+// prefix lengths.
+func (n *Netns) GlobalAddrs(ctx context.Context, iface string) ([]netip.Prefix, error) {
+	return n.addrs(ctx, iface, "global")
+}
+
+// WaitGlobalAddr waits until iface has a global address that ok accepts.
+func (n *Netns) WaitGlobalAddr(ctx context.Context, iface string, ok func(netip.Prefix) bool) (netip.Prefix, error) {
+	for {
+		ps, err := n.GlobalAddrs(ctx, iface)
+		if err == nil {
+			for _, p := range ps {
+				if ok(p) {
+					return p, nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return netip.Prefix{}, fmt.Errorf("wait for an address on %s in %s (have %v): %w", iface, n.Name, ps, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // LinkLocal waits until iface has a link-local address that has left the
 // tentative state and returns it.
 func (n *Netns) LinkLocal(ctx context.Context, iface string) (netip.Addr, error) {
 	for {
-		out, err := run(ctx, "ip", "-n", n.Name, "-j", "-6", "addr", "show", "dev", iface)
-		if err == nil {
-			var ifs []ifaddr
-			if err := json.Unmarshal([]byte(out), &ifs); err != nil {
-				return netip.Addr{}, fmt.Errorf("parse addresses of %s: %w", iface, err)
-			}
-			for _, i := range ifs {
-				for _, a := range i.AddrInfo {
-					if a.Family != "inet6" || a.Scope != "link" || a.Tentative || a.DADFailed {
-						continue
-					}
-					if addr, err := netip.ParseAddr(a.Local); err == nil {
-						return addr.WithZone(iface), nil
-					}
-				}
-			}
+		if ps, err := n.addrs(ctx, iface, "link"); err == nil && len(ps) > 0 {
+			return ps[0].Addr().WithZone(iface), nil
 		}
 		select {
 		case <-ctx.Done():
