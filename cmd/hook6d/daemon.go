@@ -65,6 +65,7 @@ func start(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Lo
 		return nil, fmt.Errorf("loading extensions: %w", err)
 	}
 	d.srv.SetRunner(runner)
+	d.exts.use(runner)
 	d.listener, err = core.Listen(cfg.Server.Listen, cfg.Server.Interfaces)
 	if err != nil {
 		store.Close()
@@ -154,6 +155,7 @@ func (d *daemon) Reload() error {
 	}
 	old := d.srv.Runner()
 	d.srv.SetRunner(runner)
+	d.exts.use(runner)
 	d.exts.discard(old)
 	d.cfg = cfg
 	d.log.Info("config reloaded", "config", cfg.File)
