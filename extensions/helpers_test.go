@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/insomniacslk/dhcp/iana"
@@ -86,9 +87,17 @@ func examplePath(t testing.TB, name string) string {
 	return p
 }
 
-// build builds a chain from specs, closed at the end of the test.
+// build builds a chain from specs, closed at the end of the test. Specs
+// without a budget get a generous one: these tests assert decisions, and a
+// loaded machine running the race detector can stall a call for longer
+// than the default budget.
 func build(t testing.TB, specs ...*config.Extension) *hooks.Chain {
 	t.Helper()
+	for _, s := range specs {
+		if s.Budget == 0 {
+			s.Budget = config.Duration(5 * time.Second)
+		}
+	}
 	ch, err := Build(specs, BuildOptions{})
 	if err != nil {
 		t.Fatal(err)

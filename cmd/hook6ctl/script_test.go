@@ -60,7 +60,7 @@ func TestScriptCheck(t *testing.T) {
 func TestScriptRun(t *testing.T) {
 	mac := net.HardwareAddr{2, 0, 0, 0, 0, 0x0a}
 	pkt := solicitHex(t, mac, "acme-cpe")
-	code, out, errb := runCLI(t, "", "script", "run", example("duid-table.go"), "--packet", pkt,
+	code, out, errb := runCLI(t, "", "script", "run", example("duid-table.go"), "--packet", pkt, "--budget", "5s",
 		"--init", "unknown=drop", "--init", "00:03:00:01:02:00:00:00:00:0a=2001:db8:1::100,2001:db8:8000:100::/56")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errb)
@@ -72,7 +72,7 @@ func TestScriptRun(t *testing.T) {
 		}
 	}
 
-	code, out, errb = runCLI(t, "", "-o", "json", "script", "run", example("duid-table.go"), "--packet", pkt, "--init", "unknown=drop")
+	code, out, errb = runCLI(t, "", "-o", "json", "script", "run", example("duid-table.go"), "--packet", pkt, "--budget", "5s", "--init", "unknown=drop")
 	var rep runReport
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil {
 		t.Fatalf("exit %d\n%s%s", code, out, errb)
@@ -81,19 +81,19 @@ func TestScriptRun(t *testing.T) {
 		t.Errorf("unknown client: %+v", rep)
 	}
 
-	code, out, _ = runCLI(t, "", "-o", "json", "script", "run", example("preference.go"), "--packet", pkt, "--init", "vendor-class=acme-cpe")
+	code, out, _ = runCLI(t, "", "-o", "json", "script", "run", example("preference.go"), "--packet", pkt, "--budget", "5s", "--init", "vendor-class=acme-cpe")
 	rep = runReport{}
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.Preference == nil || *rep.Preference != 255 {
 		t.Errorf("preference: exit %d %s", code, out)
 	}
 
-	code, out, _ = runCLI(t, "", "-o", "json", "script", "run", example("drop-vendor.go"), "--packet", pkt, "--init", "vendor-class=acme-cpe")
+	code, out, _ = runCLI(t, "", "-o", "json", "script", "run", example("drop-vendor.go"), "--packet", pkt, "--budget", "5s", "--init", "vendor-class=acme-cpe")
 	rep = runReport{}
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.DroppedAt != "post-packet-decode" || len(rep.Calls) != 1 {
 		t.Errorf("drop-vendor: exit %d %s", code, out)
 	}
 
-	code, out, _ = runCLI(t, "", "-o", "json", "script", "run", example("env-handoff.go"), "--packet", pkt)
+	code, out, _ = runCLI(t, "", "-o", "json", "script", "run", example("env-handoff.go"), "--packet", pkt, "--budget", "5s")
 	rep = runReport{}
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.Env["example.tier"] != "standard" || len(rep.Added) != 0 {
 		t.Errorf("env-handoff: exit %d %s", code, out)
@@ -104,7 +104,7 @@ func TestScriptRunReportsFailures(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "boom.go")
 	os.WriteFile(p, []byte("package main\n\nimport \"github.com/hook6/hook6/hooks\"\n\nfunc PostPacketDecode(c *hooks.Context) error {\n\tpanic(\"boom\")\n}\n\nfunc PrePacketEncode(c *hooks.Context) error {\n\tc.Response.AddOption(23, []byte{1})\n\treturn nil\n}\n"), 0o644)
 	pkt := solicitHex(t, net.HardwareAddr{2, 0, 0, 0, 0, 1}, "x")
-	code, out, errb := runCLI(t, "", "-o", "json", "script", "run", p, "--packet", pkt)
+	code, out, errb := runCLI(t, "", "-o", "json", "script", "run", p, "--packet", pkt, "--budget", "5s")
 	var rep runReport
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil {
 		t.Fatalf("exit %d\n%s%s", code, out, errb)
@@ -112,7 +112,7 @@ func TestScriptRunReportsFailures(t *testing.T) {
 	if len(rep.Calls) != 2 || rep.Calls[0].Status != "panic" || !strings.Contains(rep.Calls[0].Error, "boom") || len(rep.Added) != 1 {
 		t.Errorf("continue: %+v", rep)
 	}
-	code, out, _ = runCLI(t, "", "-o", "json", "script", "run", p, "--packet", pkt, "--failure-mode-drop")
+	code, out, _ = runCLI(t, "", "-o", "json", "script", "run", p, "--packet", pkt, "--budget", "5s", "--failure-mode-drop")
 	rep = runReport{}
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.DroppedAt != "post-packet-decode" {
 		t.Errorf("drop: exit %d %s", code, out)

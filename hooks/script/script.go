@@ -297,21 +297,13 @@ type pointFunc = func(*hooks.Context) error
 // functions fetches the script's point functions and Init.
 func functions(ip *interp.Interpreter, src *source) (fns []pointFunc, err error) {
 	fns = make([]pointFunc, numPoints)
-	get := func(name string) (v reflect.Value, err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("%v", unwrapPanic(r))
-			}
-		}()
-		return ip.Eval(src.pkg + "." + name)
-	}
 	var errs CompileErrors
 	for _, p := range hooks.Points() {
 		name := p.FuncName()
 		if !src.funcs[name] {
 			continue
 		}
-		v, err := get(name)
+		v, err := evalSafe(ip, src.pkg+"."+name)
 		f, ok := asFunc[pointFunc](v)
 		if err != nil || !ok {
 			errs = append(errs, &CompileError{File: src.funcPos[name], Msg: fmt.Sprintf("%s must be func %s(c *hooks.Context) error", name, name)})
@@ -323,6 +315,17 @@ func functions(ip *interp.Interpreter, src *source) (fns []pointFunc, err error)
 		return nil, errs
 	}
 	return fns, nil
+}
+
+// evalSafe evaluates src, turning a panic of the interpreter into an
+// error.
+func evalSafe(ip *interp.Interpreter, src string) (v reflect.Value, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", unwrapPanic(r))
+		}
+	}()
+	return ip.Eval(src)
 }
 
 func asFunc[F any](v reflect.Value) (f F, ok bool) {
@@ -650,7 +653,7 @@ func (s *Script) build(src *source) (*instance, error) {
 
 // runInit calls the script's Init on a worker within InitTimeout.
 func (s *Script) runInit(in *instance, src *source) error {
-	v, err := in.ip.Eval(src.pkg + ".Init")
+	v, err := evalSafe(in.ip, src.pkg+".Init")
 	init, ok := asFunc[func(map[string]string) error](v)
 	if err != nil || !ok {
 		return &CompileError{File: src.funcPos["Init"], Msg: "Init must be func Init(args map[string]string) error"}
