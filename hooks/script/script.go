@@ -395,7 +395,8 @@ func (s *Script) Handle(c *hooks.Context) error { return s.HandleWithin(c, hooks
 // waits at most budget. On timeout it stops the interpreter (every call
 // running in it is cut short), puts the standby interpreter in its place
 // and returns an error wrapping hooks.ErrTimeout. When no standby is ready
-// calls wait for one within their budget, else return ErrUnavailable. A panic in the script is returned as *hooks.PanicError.
+// calls wait for one within their budget, else return ErrUnavailable. A
+// panic in the script is returned as *hooks.PanicError.
 func (s *Script) HandleWithin(c *hooks.Context, budget time.Duration) error {
 	if int(c.Point) >= numPoints {
 		return fmt.Errorf("invalid point %v", c.Point)
@@ -439,8 +440,10 @@ func (s *Script) HandleWithin(c *hooks.Context, budget time.Duration) error {
 			s.jobs.Put(j)
 			continue
 		case <-t.C:
+			// Every worker is busy with calls whose own callers watch their
+			// budgets (a worker stuck for good belongs to an interpreter
+			// already stopped), so this instance is not at fault.
 			s.jobs.Put(j)
-			s.abort(in, "no worker free within the budget")
 			return fmt.Errorf("%w: no worker became free within %v", hooks.ErrTimeout, budget)
 		}
 		return s.wait(in, j, t, budget)
