@@ -126,7 +126,7 @@ func (pc *pctx) claim(p *prefix, ia *iaReq, c netip.Prefix, ttl time.Duration) b
 	if !pc.acceptable(p, ia, c) {
 		return false
 	}
-	if !pc.s.claims.take(c, ia.binding, ttl) {
+	if !pc.s.claims.take(c, ia.binding, ttl, pc.offering) {
 		return false
 	}
 	pc.claimed = append(pc.claimed, c)

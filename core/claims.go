@@ -13,12 +13,13 @@ import (
 // Request in flight. Claiming is atomic with the check against the store,
 // so two clients are never given the same lease.
 type claims struct {
-	mu    sync.Mutex
-	held  map[netip.Prefix]claim
-	byB   map[lease.Binding][]netip.Prefix
-	store lease.Store
-	now   func() time.Time
-	max   int
+	mu        sync.Mutex
+	lastSweep time.Time
+	held      map[netip.Prefix]claim
+	byB       map[lease.Binding][]netip.Prefix
+	store     lease.Store
+	now       func() time.Time
+	max       int
 }
 
 type claim struct {
@@ -31,8 +32,12 @@ func newClaims(store lease.Store, now func() time.Time, max int) *claims {
 }
 
 // take claims p for b for ttl when no other binding holds it (in the store
-// or as a claim). It reports whether p is now b's.
-func (c *claims) take(p netip.Prefix, b lease.Binding, ttl time.Duration) bool {
+// or as a claim). It reports whether p is now b's. Offers (an Advertise's
+// leases) are bounded: when the table is full, an offer is still made but
+// not promised, so a flood of Solicits can neither grow memory without
+// bound nor slow allocation down. Claims of a commit in flight are always
+// recorded (there are at most as many as packets being handled).
+func (c *claims) take(p netip.Prefix, b lease.Binding, ttl time.Duration, offer bool) bool {
 	now := c.now()
 	for _, l := range c.store.Overlapping(p) {
 		if l.Active(now) && lease.BindingOf(&l) != b {
@@ -48,10 +53,12 @@ func (c *claims) take(p netip.Prefix, b lease.Binding, ttl time.Duration) bool {
 	if ok && cl.binding != b {
 		c.unindexLocked(p, cl.binding)
 	}
-	if len(c.held) >= c.max {
-		c.sweepLocked(now)
+	if offer && len(c.held) >= c.max {
+		if now.Sub(c.lastSweep) > time.Second {
+			c.sweepLocked(now)
+		}
 		if len(c.held) >= c.max {
-			return false
+			return true
 		}
 	}
 	if !ok || cl.binding != b {
@@ -110,6 +117,7 @@ func (c *claims) sweep() {
 }
 
 func (c *claims) sweepLocked(now time.Time) {
+	c.lastSweep = now
 	for p, cl := range c.held {
 		if !now.Before(cl.until) {
 			delete(c.held, p)

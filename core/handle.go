@@ -29,23 +29,24 @@ type Packet struct {
 
 // pctx is the state of one packet's way through the pipeline.
 type pctx struct {
-	s       *Server
-	st      *state
-	ctx     context.Context
-	now     time.Time
-	pkt     *Packet
-	msg     *dhcpv6.Message
-	relays  []*dhcpv6.RelayMessage // outermost first
-	src     netip.AddrPort         // client's address (innermost peer-address when relayed)
-	link    *link
-	duid    []byte
-	runner  hooks.Runner
-	env     *hooks.Env
-	req     *hooks.Request
-	dropped bool
-	claimed []netip.Prefix
-	changes []lease.Lease
-	events  []*hooks.LeaseEvent
+	s        *Server
+	st       *state
+	ctx      context.Context
+	now      time.Time
+	pkt      *Packet
+	msg      *dhcpv6.Message
+	relays   []*dhcpv6.RelayMessage // outermost first
+	src      netip.AddrPort         // client's address (innermost peer-address when relayed)
+	link     *link
+	duid     []byte
+	runner   hooks.Runner
+	env      *hooks.Env
+	req      *hooks.Request
+	dropped  bool
+	offering bool // allocating for an Advertise: claims are offers
+	claimed  []netip.Prefix
+	changes  []lease.Lease
+	events   []*hooks.LeaseEvent
 }
 
 // Handle processes one datagram and returns the bytes to send back to

@@ -117,7 +117,7 @@ func (pc *pctx) solicit() *dhcpv6.Message {
 				pol := pc.policyOf(l.Kind, l.Prefix)
 				r.grants = append(r.grants, pc.offerLifetimes(l.Prefix, pol))
 			}
-		} else if a := pc.allocate(ia, offerTTL); a.lease.IsValid() {
+		} else if a := pc.offer(ia); a.lease.IsValid() {
 			r.grants = append(r.grants, pc.offerLifetimes(a.lease, a.prefix.policy))
 		} else {
 			pc.noneAvailable(r)
@@ -132,6 +132,13 @@ func (pc *pctx) solicit() *dhcpv6.Message {
 		m.Options.Add(dhcpv6.OptPreference(uint8(*pref)))
 	}
 	return m
+}
+
+// offer allocates a lease for an Advertise.
+func (pc *pctx) offer(ia *iaReq) allocResult {
+	pc.offering = true
+	defer func() { pc.offering = false }()
+	return pc.allocate(ia, offerTTL)
 }
 
 // request creates (or regenerates) the client's bindings.
@@ -176,7 +183,7 @@ func (pc *pctx) bind(t dhcpv6.MessageType) *dhcpv6.Message {
 func (pc *pctx) offered(ia *iaReq) (*prefix, netip.Prefix) {
 	for _, c := range pc.s.claims.heldBy(ia.binding) {
 		if p := pc.link.prefixOf(ia.kind, c); p != nil && p.pool.Contains(c.Addr()) && c.Bits() == p.length {
-			if pc.s.claims.take(c, ia.binding, offerTTL) {
+			if pc.s.claims.take(c, ia.binding, offerTTL, false) {
 				pc.claimed = append(pc.claimed, c)
 				return p, c
 			}
