@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/hook6/hook6/hooks"
@@ -26,91 +25,83 @@ func garbage(format string, args ...any) error {
 }
 
 // encodeRequest serialises what c exposes at its point.
-func encodeRequest(c *hooks.Context, logLevel slog.Level) *pb.HandleRequest {
+func encodeRequest(c *hooks.Context, logLevel slog.Level) (*pb.HandleRequest, error) {
 	r := &pb.HandleRequest{Point: c.Point.String(), Packet: c.Packet, LogLevel: int32(logLevel)}
+	var err error
 	if c.Request != nil {
-		r.Request = encodeReq(c.Request)
+		if r.Request, err = encodeReq(c.Request); err != nil {
+			return nil, err
+		}
 	}
 	if c.Response != nil {
-		r.Response = encodeResp(c.Response, true)
+		if r.Response, err = encodeResp(c.Response, true); err != nil {
+			return nil, err
+		}
 	}
 	if a := c.Allocation; a != nil {
-		r.Allocation = &pb.Allocation{Ia: encodeIA(&a.IA), PrefixName: a.PrefixName, From: pbPrefix(a.From),
-			Length: uint32(a.Length), Candidate: pbPrefix(a.Candidate), Acceptable: a.Acceptable}
+		r.Allocation = &pb.Allocation{Ia: encodeIA(&a.IA), PrefixName: a.PrefixName, From: prefixBytes(a.From),
+			Length: uint32(a.Length), Candidate: prefixBytes(a.Candidate), Acceptable: a.Acceptable}
 	}
 	if ev := c.Event; ev != nil {
-		r.Event = &pb.LeaseEvent{Prefix: pbPrefix(ev.Prefix), Type: string(ev.Type), Iaid: ev.IAID, Duid: ev.DUID,
+		r.Event = &pb.LeaseEvent{Prefix: prefixBytes(ev.Prefix), Type: string(ev.Type), Iaid: ev.IAID, Duid: ev.DUID,
 			From: ev.From, To: ev.To, ValidNs: int64(ev.Valid), PreferredNs: int64(ev.Preferred)}
 	}
 	if c.Env != nil {
-		keys := c.Env.Keys()
-		entries := make([]pb.Entry, len(keys))
-		r.Env = make([]*pb.Entry, len(keys))
-		for i, k := range keys {
-			entries[i].Key, entries[i].Value = []byte(k), []byte(c.Env.Value(k))
-			r.Env[i] = &entries[i]
-		}
+		r.Env = envBlock(c.Env)
 	}
-	return r
+	return r, nil
 }
 
-func encodeReq(q *hooks.Request) *pb.Request {
+func encodeReq(q *hooks.Request) (*pb.Request, error) {
+	opts, err := optionsBytes(q.Options)
+	if err != nil {
+		return nil, err
+	}
 	r := &pb.Request{MessageType: q.MessageType, TransactionId: q.TransactionID, ClientDuid: q.ClientDUID,
-		Options: pbOptions(q.Options), SourceAddr: addrBytes(q.Source.Addr()), SourcePort: uint32(q.Source.Port()),
+		Options: opts, SourceAddr: addrBytes(q.Source.Addr()), SourcePort: uint32(q.Source.Port()),
 		Interface: q.Interface, Link: q.Link}
+	ias := make([]pb.IA, len(q.IAs))
 	r.Ias = make([]*pb.IA, len(q.IAs))
 	for i := range q.IAs {
-		r.Ias[i] = encodeIA(&q.IAs[i])
+		ias[i].Type, ias[i].Iaid, ias[i].Hints = string(q.IAs[i].Type), q.IAs[i].IAID, prefixListBytes(q.IAs[i].Hints)
+		r.Ias[i] = &ias[i]
 	}
+	relays := make([]pb.Relay, len(q.Relays))
 	r.Relays = make([]*pb.Relay, len(q.Relays))
 	for i, rl := range q.Relays {
-		r.Relays[i] = &pb.Relay{HopCount: uint32(rl.HopCount), LinkAddress: addrBytes(rl.LinkAddress),
-			PeerAddress: addrBytes(rl.PeerAddress), InterfaceId: rl.InterfaceID, RemoteId: rl.RemoteID,
-			ClientLinkLayer: rl.ClientLinkLayer, Options: pbOptions(rl.Options)}
+		d := &relays[i]
+		d.HopCount, d.LinkAddress, d.PeerAddress = uint32(rl.HopCount), addrBytes(rl.LinkAddress), addrBytes(rl.PeerAddress)
+		d.InterfaceId, d.RemoteId, d.ClientLinkLayer = rl.InterfaceID, rl.RemoteID, rl.ClientLinkLayer
+		if d.Options, err = optionsBytes(rl.Options); err != nil {
+			return nil, err
+		}
+		r.Relays[i] = d
 	}
-	return r
+	return r, nil
 }
 
 // encodeResp serialises a response; withOptions says whether to include
 // the server's options (hook6 → plugin) or only the edits (the answer).
-func encodeResp(s *hooks.Response, withOptions bool) *pb.Response {
+func encodeResp(s *hooks.Response, withOptions bool) (*pb.Response, error) {
 	r := &pb.Response{MessageType: s.MessageType, Preference: uint32(s.Preference), PreferenceSet: s.PreferenceSet,
-		Add: pbOptions(s.Add), Remove: make([]uint32, len(s.Remove))}
+		Remove: make([]uint32, len(s.Remove))}
+	var err error
 	if withOptions {
-		r.Options = pbOptions(s.Options)
+		if r.Options, err = optionsBytes(s.Options); err != nil {
+			return nil, err
+		}
+	}
+	if r.Add, err = optionsBytes(s.Add); err != nil {
+		return nil, err
 	}
 	for i, code := range s.Remove {
 		r.Remove[i] = uint32(code)
 	}
-	return r
+	return r, nil
 }
 
 func encodeIA(ia *hooks.IA) *pb.IA {
-	r := &pb.IA{Type: string(ia.Type), Iaid: ia.IAID, Hints: make([]*pb.Prefix, len(ia.Hints))}
-	for i, h := range ia.Hints {
-		r.Hints[i] = pbPrefix(h)
-	}
-	return r
-}
-
-func pbOptions(os []hooks.Option) []*pb.Option {
-	if len(os) == 0 {
-		return nil
-	}
-	vals := make([]pb.Option, len(os))
-	r := make([]*pb.Option, len(os))
-	for i, o := range os {
-		vals[i].Code, vals[i].Data = uint32(o.Code), o.Data
-		r[i] = &vals[i]
-	}
-	return r
-}
-
-func pbPrefix(p netip.Prefix) *pb.Prefix {
-	if !p.IsValid() {
-		return nil
-	}
-	return &pb.Prefix{Addr: p.Addr().AsSlice(), Bits: uint32(p.Bits())}
+	return &pb.IA{Type: string(ia.Type), Iaid: ia.IAID, Hints: prefixListBytes(ia.Hints)}
 }
 
 func addrBytes(a netip.Addr) []byte {
@@ -125,16 +116,20 @@ func addrBytes(a netip.Addr) []byte {
 // reports every refusal; the point function's own error comes last.
 func applyResponse(c *hooks.Context, r *pb.HandleResponse, log *slog.Logger) error {
 	var errs []error
-	for _, e := range r.EnvSet {
-		if c.Env == nil {
-			return garbage("environment set with no environment")
-		}
-		if err := c.Env.Set(string(e.Key), string(e.Value)); err != nil {
+	if c.Env == nil && (len(r.EnvSet) > 0 || len(r.EnvDeleted) > 0) {
+		return garbage("environment changes with no environment")
+	}
+	if err := walkEnv(r.EnvSet, func(string, string) error { return nil }); err != nil {
+		return err // malformed: apply nothing
+	}
+	_ = walkEnv(r.EnvSet, func(k, v string) error {
+		if err := c.Env.Set(k, v); err != nil {
 			errs = append(errs, err)
 		}
-	}
+		return nil
+	})
 	for _, k := range r.EnvDeleted {
-		if err := c.Env.Delete(string(k)); err != nil {
+		if err := c.Env.Delete(stringOf(k)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -160,7 +155,7 @@ func applyResp(c *hooks.Context, r *pb.Response) error {
 	if r.Preference > 255 {
 		return garbage("preference %d", r.Preference)
 	}
-	add, err := hookOptions(r.Add)
+	add, err := parseOptions(r.Add)
 	if err != nil {
 		return err
 	}
@@ -182,7 +177,7 @@ func applyAllocation(c *hooks.Context, r *pb.Allocation) error {
 	if a == nil {
 		return garbage("allocation at %s, which has none", c.Point)
 	}
-	cand, err := hookPrefix(r.Candidate)
+	cand, err := parsePrefix(r.Candidate)
 	if err != nil {
 		return err
 	}
@@ -199,31 +194,6 @@ func applyAllocation(c *hooks.Context, r *pb.Allocation) error {
 		a.Acceptable = r.Acceptable
 	}
 	return nil
-}
-
-func hookOptions(os []*pb.Option) ([]hooks.Option, error) {
-	if len(os) == 0 {
-		return nil, nil
-	}
-	r := make([]hooks.Option, len(os))
-	for i, o := range os {
-		if o.Code > 0xffff {
-			return nil, garbage("option code %d", o.Code)
-		}
-		r[i] = hooks.Option{Code: uint16(o.Code), Data: o.Data}
-	}
-	return r, nil
-}
-
-func hookPrefix(p *pb.Prefix) (netip.Prefix, error) {
-	if p == nil || len(p.Addr) == 0 {
-		return netip.Prefix{}, nil
-	}
-	a, ok := netip.AddrFromSlice(p.Addr)
-	if !ok || int(p.Bits) > a.BitLen() {
-		return netip.Prefix{}, garbage("prefix %x/%d", p.Addr, p.Bits)
-	}
-	return netip.PrefixFrom(a, int(p.Bits)), nil
 }
 
 func hookAddr(b []byte) (netip.Addr, error) {
@@ -253,25 +223,26 @@ func emit(ctx context.Context, log *slog.Logger, rec *pb.LogRecord) {
 	log.Log(ctx, level, rec.Message, args...)
 }
 
-// decodeRequest rebuilds the Context a point function sees in the plugin.
-func decodeRequest(ctx context.Context, r *pb.HandleRequest, log *slog.Logger) (*hooks.Context, error) {
+// decodeRequest rebuilds the Context a point function sees in the plugin,
+// filling env (empty) with the request's environment.
+func decodeRequest(ctx context.Context, r *pb.HandleRequest, log *slog.Logger, env *hooks.Env) (*hooks.Context, error) {
 	p, err := hooks.ParsePoint(r.Point)
 	if err != nil {
 		return nil, err
 	}
-	c := &hooks.Context{Point: p, Packet: r.Packet, Env: decodeEnv(r.Env), Log: log, Ctx: ctx}
-	c.Env.AtPoint(p)
+	if err := decodeEnv(r.Env, env); err != nil {
+		return nil, err
+	}
+	c := &hooks.Context{Point: p, Packet: r.Packet, Env: env, Log: log, Ctx: ctx}
+	env.AtPoint(p)
 	if r.Request != nil {
 		if c.Request, err = decodeReq(r.Request); err != nil {
 			return nil, err
 		}
 	}
 	if s := r.Response; s != nil {
-		c.Response = &hooks.Response{MessageType: s.MessageType, Preference: uint8(s.Preference), PreferenceSet: s.PreferenceSet}
-		c.Response.Options, _ = hookOptions(s.Options)
-		c.Response.Add, _ = hookOptions(s.Add)
-		for _, code := range s.Remove {
-			c.Response.Remove = append(c.Response.Remove, uint16(code))
+		if c.Response, err = decodeResp(s); err != nil {
+			return nil, err
 		}
 	}
 	if a := r.Allocation; a != nil {
@@ -279,21 +250,37 @@ func decodeRequest(ctx context.Context, r *pb.HandleRequest, log *slog.Logger) (
 		if err := decodeIA(a.Ia, &c.Allocation.IA); err != nil {
 			return nil, err
 		}
-		if c.Allocation.From, err = hookPrefix(a.From); err != nil {
+		if c.Allocation.From, err = parsePrefix(a.From); err != nil {
 			return nil, err
 		}
-		if c.Allocation.Candidate, err = hookPrefix(a.Candidate); err != nil {
+		if c.Allocation.Candidate, err = parsePrefix(a.Candidate); err != nil {
 			return nil, err
 		}
 	}
 	if ev := r.Event; ev != nil {
 		c.Event = &hooks.LeaseEvent{Type: hooks.IAType(ev.Type), IAID: ev.Iaid, DUID: ev.Duid, From: ev.From, To: ev.To,
 			Valid: time.Duration(ev.ValidNs), Preferred: time.Duration(ev.PreferredNs)}
-		if c.Event.Prefix, err = hookPrefix(ev.Prefix); err != nil {
+		if c.Event.Prefix, err = parsePrefix(ev.Prefix); err != nil {
 			return nil, err
 		}
 	}
 	return c, nil
+}
+
+func decodeResp(s *pb.Response) (*hooks.Response, error) {
+	r := &hooks.Response{MessageType: s.MessageType, Preference: uint8(s.Preference), PreferenceSet: s.PreferenceSet}
+	var err error
+	if r.Options, err = parseOptions(s.Options); err != nil {
+		return nil, err
+	}
+	if r.Add, err = parseOptions(s.Add); err != nil {
+		return nil, err
+	}
+	r.Remove = make([]uint16, len(s.Remove))
+	for i, code := range s.Remove {
+		r.Remove[i] = uint16(code)
+	}
+	return r, nil
 }
 
 var readOnly = func() map[string]bool {
@@ -304,23 +291,24 @@ var readOnly = func() map[string]bool {
 	return m
 }()
 
-func decodeEnv(entries []*pb.Entry) *hooks.Env {
-	env := hooks.NewEnv()
-	for _, e := range entries {
-		k, v := string(e.Key), string(e.Value)
+func decodeEnv(block []byte, env *hooks.Env) error {
+	return walkEnv(block, func(k, v string) error {
 		if readOnly[k] {
 			env.SetServer(k, v)
 		} else {
 			_ = env.Set(k, v) // before AtPoint nothing is refused
 		}
-	}
-	return env
+		return nil
+	})
 }
 
 func decodeReq(r *pb.Request) (*hooks.Request, error) {
 	q := &hooks.Request{MessageType: r.MessageType, TransactionID: r.TransactionId, ClientDUID: r.ClientDuid,
 		Interface: r.Interface, Link: r.Link}
-	q.Options, _ = hookOptions(r.Options)
+	var err error
+	if q.Options, err = parseOptions(r.Options); err != nil {
+		return nil, err
+	}
 	src, err := hookAddr(r.SourceAddr)
 	if err != nil {
 		return nil, err
@@ -336,7 +324,9 @@ func decodeReq(r *pb.Request) (*hooks.Request, error) {
 	for i, rl := range r.Relays {
 		d := &q.Relays[i]
 		d.HopCount, d.InterfaceID, d.RemoteID, d.ClientLinkLayer = uint8(rl.HopCount), rl.InterfaceId, rl.RemoteId, rl.ClientLinkLayer
-		d.Options, _ = hookOptions(rl.Options)
+		if d.Options, err = parseOptions(rl.Options); err != nil {
+			return nil, err
+		}
 		if d.LinkAddress, err = hookAddr(rl.LinkAddress); err != nil {
 			return nil, err
 		}
@@ -352,44 +342,27 @@ func decodeIA(r *pb.IA, ia *hooks.IA) error {
 		return nil
 	}
 	ia.Type, ia.IAID = hooks.IAType(r.Type), r.Iaid
-	ia.Hints = make([]netip.Prefix, 0, len(r.Hints))
-	for _, h := range r.Hints {
-		p, err := hookPrefix(h)
-		if err != nil {
-			return err
-		}
-		ia.Hints = append(ia.Hints, p)
-	}
-	return nil
+	var err error
+	ia.Hints, err = parsePrefixList(r.Hints)
+	return err
 }
 
 // encodeResponse serialises what the point function changed: env keys set
 // or deleted relative to before, the response's edits, the allocation.
-func encodeResponse(c *hooks.Context, before []*pb.Entry, callErr error, logs []*pb.LogRecord) *pb.HandleResponse {
+func encodeResponse(c *hooks.Context, before []byte, callErr error, logs []*pb.LogRecord) *pb.HandleResponse {
 	r := &pb.HandleResponse{Logs: logs}
-	if callErr != nil {
-		r.Error = strings.ToValidUTF8(callErr.Error(), "\uFFFD")
-	}
-	after := c.Env.Map()
-	for _, e := range before {
-		k := string(e.Key)
-		v, ok := after[k]
-		if !ok {
-			r.EnvDeleted = append(r.EnvDeleted, e.Key)
-		} else if v == string(e.Value) {
-			delete(after, k)
-		}
-	}
-	for _, k := range c.Env.Keys() { // sorted, so the answer is deterministic
-		if v, ok := after[k]; ok {
-			r.EnvSet = append(r.EnvSet, &pb.Entry{Key: []byte(k), Value: []byte(v)})
-		}
-	}
+	r.EnvSet, r.EnvDeleted = envChanges(before, c.Env)
 	if c.Response != nil {
-		r.Response = encodeResp(c.Response, false)
+		var err error
+		if r.Response, err = encodeResp(c.Response, false); err != nil {
+			callErr = errors.Join(callErr, err)
+		}
 	}
 	if a := c.Allocation; a != nil {
-		r.Allocation = &pb.Allocation{Candidate: pbPrefix(a.Candidate), Acceptable: a.Acceptable}
+		r.Allocation = &pb.Allocation{Candidate: prefixBytes(a.Candidate), Acceptable: a.Acceptable}
+	}
+	if callErr != nil {
+		r.Error = valid(callErr.Error())
 	}
 	return r
 }

@@ -20,9 +20,15 @@ import (
 // set, as the engine builds it.
 func sampleContext(p hooks.Point) *hooks.Context {
 	env := hooks.NewEnv()
-	env.SetServer(hooks.KeyMessageType, "SOLICIT")
-	env.SetServer(hooks.KeyRemoteID, "0a0b0c")
-	env.SetServer(hooks.KeyVendorClass, "\xff\xfe not utf-8")
+	for k, v := range map[string]string{ // what the engine sets for a relayed Solicit
+		hooks.KeyMessageType: "SOLICIT", hooks.KeyClientDUID: "0001000102030405", hooks.KeyInterface: "eth0",
+		hooks.KeySource: "2001:db8:ffff::1", hooks.KeyRelayed: "true", hooks.KeyLinkAddress: "2001:db8:1::1",
+		hooks.KeyPeerAddress: "fe80::2", hooks.KeyInterfaceID: "706f72742d37", hooks.KeyRemoteID: "0a0b0c",
+		hooks.KeyClientMAC: "02:00:00:00:00:01", hooks.KeyLink: "lan", hooks.KeyServerName: "dhcp1",
+		hooks.KeyVendorClass: "\xff\xfe not utf-8", hooks.KeyRequestIAIDs: "2",
+	} {
+		env.SetServer(k, v)
+	}
 	env.Set("ldap.class", "gold")
 	env.Set("gone", "soon")
 	env.AtPoint(p)
@@ -68,6 +74,14 @@ func sampleContext(p hooks.Point) *hooks.Context {
 	return c
 }
 
+func mustEncode(t testing.TB, c *hooks.Context, level slog.Level) *pb.HandleRequest {
+	r, err := encodeRequest(c, level)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // wire sends m through protobuf encoding, as gRPC does.
 func wire[M proto.Message](t testing.TB, m M) M {
 	b, err := proto.Marshal(m)
@@ -84,7 +98,7 @@ func wire[M proto.Message](t testing.TB, m M) M {
 func TestContextSurvivesTheWire(t *testing.T) {
 	for _, p := range hooks.Points() {
 		c := sampleContext(p)
-		got, err := decodeRequest(context.Background(), wire(t, encodeRequest(c, slog.LevelInfo)), nil)
+		got, err := decodeRequest(context.Background(), wire(t, mustEncode(t, c, slog.LevelInfo)), nil, hooks.NewEnv())
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
@@ -106,9 +120,9 @@ func TestContextSurvivesTheWire(t *testing.T) {
 // applies its answer to c.
 func roundTrip(t *testing.T, c *hooks.Context, f Func) error {
 	t.Helper()
-	req := wire(t, encodeRequest(c, slog.LevelDebug))
+	req := wire(t, mustEncode(t, c, slog.LevelDebug))
 	var logs recorder
-	pc, err := decodeRequest(context.Background(), req, slog.New(&logHandler{min: slog.Level(req.LogLevel), out: &logs}))
+	pc, err := decodeRequest(context.Background(), req, slog.New(&logHandler{min: slog.Level(req.LogLevel), out: &logs}), hooks.NewEnv())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,11 +213,12 @@ func TestGarbageOnTheWire(t *testing.T) {
 		point hooks.Point
 		r     *pb.HandleResponse
 	}{
-		"short address":  {hooks.GenerateLease, &pb.HandleResponse{Allocation: &pb.Allocation{Candidate: &pb.Prefix{Addr: make([]byte, 7), Bits: 56}}}},
-		"long prefix":    {hooks.GenerateLease, &pb.HandleResponse{Allocation: &pb.Allocation{Candidate: &pb.Prefix{Addr: make([]byte, 16), Bits: 129}}}},
+		"short prefix":   {hooks.GenerateLease, &pb.HandleResponse{Allocation: &pb.Allocation{Candidate: make([]byte, 7)}}},
+		"long prefix":    {hooks.GenerateLease, &pb.HandleResponse{Allocation: &pb.Allocation{Candidate: append(make([]byte, 16), 129)}}},
 		"no allocation":  {hooks.PostPacketDecode, &pb.HandleResponse{Allocation: &pb.Allocation{}}},
 		"no response":    {hooks.GenerateLease, &pb.HandleResponse{Response: &pb.Response{}}},
-		"option code":    {hooks.PrePacketEncode, &pb.HandleResponse{Response: &pb.Response{Add: []*pb.Option{{Code: 70000}}}}},
+		"option data":    {hooks.PrePacketEncode, &pb.HandleResponse{Response: &pb.Response{Add: []byte{0, 24, 0, 9, 'x'}}}},
+		"option header":  {hooks.PrePacketEncode, &pb.HandleResponse{Response: &pb.Response{Add: []byte{0, 24, 0}}}},
 		"remove code":    {hooks.PrePacketEncode, &pb.HandleResponse{Response: &pb.Response{Remove: []uint32{1 << 20}}}},
 		"preference 256": {hooks.PrePacketEncode, &pb.HandleResponse{Response: &pb.Response{Preference: 256, PreferenceSet: true}}},
 	}
@@ -220,5 +235,71 @@ func TestGarbageOnTheWire(t *testing.T) {
 	var bad pb.HandleResponse
 	if err := proto.Unmarshal([]byte{0x0a, 0xff, 0x01}, &bad); err == nil {
 		t.Fatal("truncated message decoded")
+	}
+}
+
+func TestEnvChanges(t *testing.T) {
+	before := hooks.NewEnv()
+	for _, k := range []string{"b", "d", "f", "h"} {
+		before.Set(k, k+"1")
+	}
+	block := envBlock(before)
+	after := hooks.NewEnv()
+	if err := decodeEnv(block, after); err != nil {
+		t.Fatal(err)
+	}
+	after.Set("a", "new")  // before every key
+	after.Delete("b")      // the first key
+	after.Set("d", "d2")   // changed
+	after.Set("e", "new")  // in between
+	after.Set("f", "f1")   // set to the same value: no change
+	after.Delete("h")      // the last key
+	after.Set("z", "\xff") // after every key
+	set, deleted := envChanges(block, after)
+	got := map[string]string{}
+	if err := walkEnv(set, func(k, v string) error { got[k] = v; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, map[string]string{"a": "new", "d": "d2", "e": "new", "z": "\xff"}) {
+		t.Errorf("set %v", got)
+	}
+	var del []string
+	for _, k := range deleted {
+		del = append(del, string(k))
+	}
+	if !reflect.DeepEqual(del, []string{"b", "h"}) {
+		t.Errorf("deleted %v", del)
+	}
+	long := hooks.NewEnv()
+	long.Set(strings.Repeat("k", 300), strings.Repeat("v", 70000))
+	back := hooks.NewEnv()
+	if err := decodeEnv(envBlock(long), back); err != nil || !reflect.DeepEqual(back.Map(), long.Map()) {
+		t.Errorf("long entry: %v", err)
+	}
+}
+
+func TestCompactEncodings(t *testing.T) {
+	ps := []netip.Prefix{netip.MustParsePrefix("2001:db8::/56"), netip.MustParsePrefix("2001:db8::5/128"), netip.MustParsePrefix("::/0")}
+	got, err := parsePrefixList(prefixListBytes(ps))
+	if err != nil || !reflect.DeepEqual(got, ps) {
+		t.Fatalf("prefix list: %v %v", got, err)
+	}
+	if p, err := parsePrefix(prefixBytes(netip.Prefix{})); err != nil || p.IsValid() {
+		t.Fatalf("no prefix: %v %v", p, err)
+	}
+	if _, err := parsePrefixList(make([]byte, 18)); !errors.Is(err, errGarbage) {
+		t.Fatalf("18-byte prefix list: %v", err)
+	}
+	os := []hooks.Option{{Code: 23, Data: make([]byte, 32)}, {Code: 14}, {Code: 0xffff, Data: []byte{1}}}
+	b, err := optionsBytes(os)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := parseOptions(b)
+	if err != nil || len(back) != 3 || back[0].Code != 23 || len(back[0].Data) != 32 || len(back[1].Data) != 0 || back[2].Code != 0xffff {
+		t.Fatalf("options: %+v %v", back, err)
+	}
+	if _, err := optionsBytes([]hooks.Option{{Code: 1, Data: make([]byte, 70000)}}); err == nil {
+		t.Fatal("a 70000-byte option encoded")
 	}
 }

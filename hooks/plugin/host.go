@@ -375,7 +375,11 @@ func (e *Extension) Handle(c *hooks.Context) error {
 	if log == nil {
 		log = e.log
 	}
-	resp, err := inst.rpc.Handle(ctx, encodeRequest(c, minLevel(ctx, log)))
+	req, err := encodeRequest(c, minLevel(ctx, log))
+	if err != nil {
+		return fmt.Errorf("plugin %s at %s: encoding the context: %w", e.o.Name, c.Point, err)
+	}
+	resp, err := inst.rpc.Handle(ctx, req)
 	if err != nil {
 		return e.failed(inst, ctx, c.Point, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc/codes"
@@ -101,9 +102,19 @@ func (s *server) Init(_ context.Context, r *pb.InitRequest) (*pb.InitResponse, e
 	return &pb.InitResponse{}, nil
 }
 
+// envPool recycles environments between calls: a reset Env keeps its
+// maps' room, so a call does not grow them again. A point function must
+// not keep c.Env (or c) after it returns, as in every runtime.
+var envPool = sync.Pool{New: func() any { return hooks.NewEnv() }}
+
 func (s *server) Handle(ctx context.Context, r *pb.HandleRequest) (*pb.HandleResponse, error) {
+	env := envPool.Get().(*hooks.Env)
+	defer func() {
+		env.Reset()
+		envPool.Put(env)
+	}()
 	var logs recorder
-	c, err := decodeRequest(ctx, r, slog.New(&logHandler{min: slog.Level(r.LogLevel), out: &logs}))
+	c, err := decodeRequest(ctx, r, slog.New(&logHandler{min: slog.Level(r.LogLevel), out: &logs}), env)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "decoding the context: %v", err)
 	}

@@ -219,124 +219,18 @@ func (x *InitResponse) GetError() string {
 	return ""
 }
 
-// Prefix is an address (bits 128 or 32) or a prefix; an empty addr is no
-// prefix.
-type Prefix struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Addr          []byte                 `protobuf:"bytes,1,opt,name=addr,proto3" json:"addr,omitempty"`
-	Bits          uint32                 `protobuf:"varint,2,opt,name=bits,proto3" json:"bits,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Prefix) Reset() {
-	*x = Prefix{}
-	mi := &file_extension_proto_msgTypes[4]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Prefix) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Prefix) ProtoMessage() {}
-
-func (x *Prefix) ProtoReflect() protoreflect.Message {
-	mi := &file_extension_proto_msgTypes[4]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Prefix.ProtoReflect.Descriptor instead.
-func (*Prefix) Descriptor() ([]byte, []int) {
-	return file_extension_proto_rawDescGZIP(), []int{4}
-}
-
-func (x *Prefix) GetAddr() []byte {
-	if x != nil {
-		return x.Addr
-	}
-	return nil
-}
-
-func (x *Prefix) GetBits() uint32 {
-	if x != nil {
-		return x.Bits
-	}
-	return 0
-}
-
-type Option struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
-	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Option) Reset() {
-	*x = Option{}
-	mi := &file_extension_proto_msgTypes[5]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Option) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Option) ProtoMessage() {}
-
-func (x *Option) ProtoReflect() protoreflect.Message {
-	mi := &file_extension_proto_msgTypes[5]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Option.ProtoReflect.Descriptor instead.
-func (*Option) Descriptor() ([]byte, []int) {
-	return file_extension_proto_rawDescGZIP(), []int{5}
-}
-
-func (x *Option) GetCode() uint32 {
-	if x != nil {
-		return x.Code
-	}
-	return 0
-}
-
-func (x *Option) GetData() []byte {
-	if x != nil {
-		return x.Data
-	}
-	return nil
-}
-
 type IA struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"` // "na" or "pd"
 	Iaid          uint32                 `protobuf:"varint,2,opt,name=iaid,proto3" json:"iaid,omitempty"`
-	Hints         []*Prefix              `protobuf:"bytes,3,rep,name=hints,proto3" json:"hints,omitempty"`
+	Hints         []byte                 `protobuf:"bytes,3,opt,name=hints,proto3" json:"hints,omitempty"` // prefixes (addresses as /128)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *IA) Reset() {
 	*x = IA{}
-	mi := &file_extension_proto_msgTypes[6]
+	mi := &file_extension_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -348,7 +242,7 @@ func (x *IA) String() string {
 func (*IA) ProtoMessage() {}
 
 func (x *IA) ProtoReflect() protoreflect.Message {
-	mi := &file_extension_proto_msgTypes[6]
+	mi := &file_extension_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -361,7 +255,7 @@ func (x *IA) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IA.ProtoReflect.Descriptor instead.
 func (*IA) Descriptor() ([]byte, []int) {
-	return file_extension_proto_rawDescGZIP(), []int{6}
+	return file_extension_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *IA) GetType() string {
@@ -378,7 +272,7 @@ func (x *IA) GetIaid() uint32 {
 	return 0
 }
 
-func (x *IA) GetHints() []*Prefix {
+func (x *IA) GetHints() []byte {
 	if x != nil {
 		return x.Hints
 	}
@@ -393,14 +287,14 @@ type Relay struct {
 	InterfaceId     []byte                 `protobuf:"bytes,4,opt,name=interface_id,json=interfaceId,proto3" json:"interface_id,omitempty"`
 	RemoteId        []byte                 `protobuf:"bytes,5,opt,name=remote_id,json=remoteId,proto3" json:"remote_id,omitempty"`
 	ClientLinkLayer []byte                 `protobuf:"bytes,6,opt,name=client_link_layer,json=clientLinkLayer,proto3" json:"client_link_layer,omitempty"`
-	Options         []*Option              `protobuf:"bytes,7,rep,name=options,proto3" json:"options,omitempty"`
+	Options         []byte                 `protobuf:"bytes,7,opt,name=options,proto3" json:"options,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Relay) Reset() {
 	*x = Relay{}
-	mi := &file_extension_proto_msgTypes[7]
+	mi := &file_extension_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -412,7 +306,7 @@ func (x *Relay) String() string {
 func (*Relay) ProtoMessage() {}
 
 func (x *Relay) ProtoReflect() protoreflect.Message {
-	mi := &file_extension_proto_msgTypes[7]
+	mi := &file_extension_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -425,7 +319,7 @@ func (x *Relay) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Relay.ProtoReflect.Descriptor instead.
 func (*Relay) Descriptor() ([]byte, []int) {
-	return file_extension_proto_rawDescGZIP(), []int{7}
+	return file_extension_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Relay) GetHopCount() uint32 {
@@ -470,7 +364,7 @@ func (x *Relay) GetClientLinkLayer() []byte {
 	return nil
 }
 
-func (x *Relay) GetOptions() []*Option {
+func (x *Relay) GetOptions() []byte {
 	if x != nil {
 		return x.Options
 	}
@@ -483,7 +377,7 @@ type Request struct {
 	TransactionId uint32                 `protobuf:"varint,2,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
 	ClientDuid    []byte                 `protobuf:"bytes,3,opt,name=client_duid,json=clientDuid,proto3" json:"client_duid,omitempty"`
 	Ias           []*IA                  `protobuf:"bytes,4,rep,name=ias,proto3" json:"ias,omitempty"`
-	Options       []*Option              `protobuf:"bytes,5,rep,name=options,proto3" json:"options,omitempty"`
+	Options       []byte                 `protobuf:"bytes,5,opt,name=options,proto3" json:"options,omitempty"`
 	Relays        []*Relay               `protobuf:"bytes,6,rep,name=relays,proto3" json:"relays,omitempty"` // outermost first
 	SourceAddr    []byte                 `protobuf:"bytes,7,opt,name=source_addr,json=sourceAddr,proto3" json:"source_addr,omitempty"`
 	SourcePort    uint32                 `protobuf:"varint,8,opt,name=source_port,json=sourcePort,proto3" json:"source_port,omitempty"`
@@ -495,7 +389,7 @@ type Request struct {
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_extension_proto_msgTypes[8]
+	mi := &file_extension_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -507,7 +401,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_extension_proto_msgTypes[8]
+	mi := &file_extension_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -520,7 +414,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_extension_proto_rawDescGZIP(), []int{8}
+	return file_extension_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Request) GetMessageType() string {
@@ -551,7 +445,7 @@ func (x *Request) GetIas() []*IA {
 	return nil
 }
 
-func (x *Request) GetOptions() []*Option {
+func (x *Request) GetOptions() []byte {
 	if x != nil {
 		return x.Options
 	}
@@ -598,16 +492,16 @@ type Response struct {
 	MessageType   string                 `protobuf:"bytes,1,opt,name=message_type,json=messageType,proto3" json:"message_type,omitempty"`
 	Preference    uint32                 `protobuf:"varint,2,opt,name=preference,proto3" json:"preference,omitempty"`
 	PreferenceSet bool                   `protobuf:"varint,3,opt,name=preference_set,json=preferenceSet,proto3" json:"preference_set,omitempty"`
-	Options       []*Option              `protobuf:"bytes,4,rep,name=options,proto3" json:"options,omitempty"`
-	Add           []*Option              `protobuf:"bytes,5,rep,name=add,proto3" json:"add,omitempty"`
-	Remove        []uint32               `protobuf:"varint,6,rep,packed,name=remove,proto3" json:"remove,omitempty"`
+	Options       []byte                 `protobuf:"bytes,4,opt,name=options,proto3" json:"options,omitempty"`       // what the server put in the message
+	Add           []byte                 `protobuf:"bytes,5,opt,name=add,proto3" json:"add,omitempty"`               // options to add
+	Remove        []uint32               `protobuf:"varint,6,rep,packed,name=remove,proto3" json:"remove,omitempty"` // option codes to remove
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_extension_proto_msgTypes[9]
+	mi := &file_extension_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +513,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_extension_proto_msgTypes[9]
+	mi := &file_extension_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +526,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_extension_proto_rawDescGZIP(), []int{9}
+	return file_extension_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Response) GetMessageType() string {
@@ -656,14 +550,14 @@ func (x *Response) GetPreferenceSet() bool {
 	return false
 }
 
-func (x *Response) GetOptions() []*Option {
+func (x *Response) GetOptions() []byte {
 	if x != nil {
 		return x.Options
 	}
 	return nil
 }
 
-func (x *Response) GetAdd() []*Option {
+func (x *Response) GetAdd() []byte {
 	if x != nil {
 		return x.Add
 	}
@@ -681,9 +575,9 @@ type Allocation struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ia            *IA                    `protobuf:"bytes,1,opt,name=ia,proto3" json:"ia,omitempty"`
 	PrefixName    string                 `protobuf:"bytes,2,opt,name=prefix_name,json=prefixName,proto3" json:"prefix_name,omitempty"`
-	From          *Prefix                `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	From          []byte                 `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"` // a prefix
 	Length        uint32                 `protobuf:"varint,4,opt,name=length,proto3" json:"length,omitempty"`
-	Candidate     *Prefix                `protobuf:"bytes,5,opt,name=candidate,proto3" json:"candidate,omitempty"`
+	Candidate     []byte                 `protobuf:"bytes,5,opt,name=candidate,proto3" json:"candidate,omitempty"` // a prefix
 	Acceptable    bool                   `protobuf:"varint,6,opt,name=acceptable,proto3" json:"acceptable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -691,7 +585,7 @@ type Allocation struct {
 
 func (x *Allocation) Reset() {
 	*x = Allocation{}
-	mi := &file_extension_proto_msgTypes[10]
+	mi := &file_extension_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -703,7 +597,7 @@ func (x *Allocation) String() string {
 func (*Allocation) ProtoMessage() {}
 
 func (x *Allocation) ProtoReflect() protoreflect.Message {
-	mi := &file_extension_proto_msgTypes[10]
+	mi := &file_extension_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -716,7 +610,7 @@ func (x *Allocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Allocation.ProtoReflect.Descriptor instead.
 func (*Allocation) Descriptor() ([]byte, []int) {
-	return file_extension_proto_rawDescGZIP(), []int{10}
+	return file_extension_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Allocation) GetIa() *IA {
@@ -733,7 +627,7 @@ func (x *Allocation) GetPrefixName() string {
 	return ""
 }
 
-func (x *Allocation) GetFrom() *Prefix {
+func (x *Allocation) GetFrom() []byte {
 	if x != nil {
 		return x.From
 	}
@@ -747,7 +641,7 @@ func (x *Allocation) GetLength() uint32 {
 	return 0
 }
 
-func (x *Allocation) GetCandidate() *Prefix {
+func (x *Allocation) GetCandidate() []byte {
 	if x != nil {
 		return x.Candidate
 	}
@@ -763,7 +657,7 @@ func (x *Allocation) GetAcceptable() bool {
 
 type LeaseEvent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Prefix        *Prefix                `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	Prefix        []byte                 `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
 	Type          string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
 	Iaid          uint32                 `protobuf:"varint,3,opt,name=iaid,proto3" json:"iaid,omitempty"`
 	Duid          []byte                 `protobuf:"bytes,4,opt,name=duid,proto3" json:"duid,omitempty"`
@@ -777,7 +671,7 @@ type LeaseEvent struct {
 
 func (x *LeaseEvent) Reset() {
 	*x = LeaseEvent{}
-	mi := &file_extension_proto_msgTypes[11]
+	mi := &file_extension_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +683,7 @@ func (x *LeaseEvent) String() string {
 func (*LeaseEvent) ProtoMessage() {}
 
 func (x *LeaseEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_extension_proto_msgTypes[11]
+	mi := &file_extension_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,10 +696,10 @@ func (x *LeaseEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseEvent.ProtoReflect.Descriptor instead.
 func (*LeaseEvent) Descriptor() ([]byte, []int) {
-	return file_extension_proto_rawDescGZIP(), []int{11}
+	return file_extension_proto_rawDescGZIP(), []int{9}
 }
 
-func (x *LeaseEvent) GetPrefix() *Prefix {
+func (x *LeaseEvent) GetPrefix() []byte {
 	if x != nil {
 		return x.Prefix
 	}
@@ -861,60 +755,6 @@ func (x *LeaseEvent) GetPreferredNs() int64 {
 	return 0
 }
 
-// Entry is one environment key and value. They are bytes, not strings: a
-// value copied from a packet need not be UTF-8.
-type Entry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Entry) Reset() {
-	*x = Entry{}
-	mi := &file_extension_proto_msgTypes[12]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Entry) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Entry) ProtoMessage() {}
-
-func (x *Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_extension_proto_msgTypes[12]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Entry.ProtoReflect.Descriptor instead.
-func (*Entry) Descriptor() ([]byte, []int) {
-	return file_extension_proto_rawDescGZIP(), []int{12}
-}
-
-func (x *Entry) GetKey() []byte {
-	if x != nil {
-		return x.Key
-	}
-	return nil
-}
-
-func (x *Entry) GetValue() []byte {
-	if x != nil {
-		return x.Value
-	}
-	return nil
-}
-
 type HandleRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Point      string                 `protobuf:"bytes,1,opt,name=point,proto3" json:"point,omitempty"` // config name, e.g. "generate-lease"
@@ -923,7 +763,8 @@ type HandleRequest struct {
 	Allocation *Allocation            `protobuf:"bytes,4,opt,name=allocation,proto3" json:"allocation,omitempty"`
 	Event      *LeaseEvent            `protobuf:"bytes,5,opt,name=event,proto3" json:"event,omitempty"`
 	Packet     []byte                 `protobuf:"bytes,6,opt,name=packet,proto3" json:"packet,omitempty"`
-	Env        []*Entry               `protobuf:"bytes,7,rep,name=env,proto3" json:"env,omitempty"`
+	// The environment dictionary, as an env block (see below).
+	Env []byte `protobuf:"bytes,7,opt,name=env,proto3" json:"env,omitempty"`
 	// The lowest slog level the host logs; the plugin sends no records below.
 	LogLevel      int32 `protobuf:"varint,8,opt,name=log_level,json=logLevel,proto3" json:"log_level,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -932,7 +773,7 @@ type HandleRequest struct {
 
 func (x *HandleRequest) Reset() {
 	*x = HandleRequest{}
-	mi := &file_extension_proto_msgTypes[13]
+	mi := &file_extension_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +785,7 @@ func (x *HandleRequest) String() string {
 func (*HandleRequest) ProtoMessage() {}
 
 func (x *HandleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_extension_proto_msgTypes[13]
+	mi := &file_extension_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +798,7 @@ func (x *HandleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleRequest.ProtoReflect.Descriptor instead.
 func (*HandleRequest) Descriptor() ([]byte, []int) {
-	return file_extension_proto_rawDescGZIP(), []int{13}
+	return file_extension_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *HandleRequest) GetPoint() string {
@@ -1002,7 +843,7 @@ func (x *HandleRequest) GetPacket() []byte {
 	return nil
 }
 
-func (x *HandleRequest) GetEnv() []*Entry {
+func (x *HandleRequest) GetEnv() []byte {
 	if x != nil {
 		return x.Env
 	}
@@ -1027,7 +868,7 @@ type LogRecord struct {
 
 func (x *LogRecord) Reset() {
 	*x = LogRecord{}
-	mi := &file_extension_proto_msgTypes[14]
+	mi := &file_extension_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1039,7 +880,7 @@ func (x *LogRecord) String() string {
 func (*LogRecord) ProtoMessage() {}
 
 func (x *LogRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_extension_proto_msgTypes[14]
+	mi := &file_extension_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1052,7 +893,7 @@ func (x *LogRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogRecord.ProtoReflect.Descriptor instead.
 func (*LogRecord) Descriptor() ([]byte, []int) {
-	return file_extension_proto_rawDescGZIP(), []int{14}
+	return file_extension_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LogRecord) GetLevel() int32 {
@@ -1081,7 +922,7 @@ type HandleResponse struct {
 	// error is what the point function returned ("" for nil).
 	Error string `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
 	// Environment changes: keys set (new or changed) and keys deleted.
-	EnvSet     []*Entry `protobuf:"bytes,2,rep,name=env_set,json=envSet,proto3" json:"env_set,omitempty"`
+	EnvSet     []byte   `protobuf:"bytes,2,opt,name=env_set,json=envSet,proto3" json:"env_set,omitempty"` // an env block
 	EnvDeleted [][]byte `protobuf:"bytes,3,rep,name=env_deleted,json=envDeleted,proto3" json:"env_deleted,omitempty"`
 	// The response edits after the call (replace the host's Add, Remove and
 	// preference); present only when the point has a response.
@@ -1095,7 +936,7 @@ type HandleResponse struct {
 
 func (x *HandleResponse) Reset() {
 	*x = HandleResponse{}
-	mi := &file_extension_proto_msgTypes[15]
+	mi := &file_extension_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +948,7 @@ func (x *HandleResponse) String() string {
 func (*HandleResponse) ProtoMessage() {}
 
 func (x *HandleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_extension_proto_msgTypes[15]
+	mi := &file_extension_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +961,7 @@ func (x *HandleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleResponse.ProtoReflect.Descriptor instead.
 func (*HandleResponse) Descriptor() ([]byte, []int) {
-	return file_extension_proto_rawDescGZIP(), []int{15}
+	return file_extension_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *HandleResponse) GetError() string {
@@ -1130,7 +971,7 @@ func (x *HandleResponse) GetError() string {
 	return ""
 }
 
-func (x *HandleResponse) GetEnvSet() []*Entry {
+func (x *HandleResponse) GetEnvSet() []byte {
 	if x != nil {
 		return x.EnvSet
 	}
@@ -1181,32 +1022,26 @@ const file_extension_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"$\n" +
 	"\fInitResponse\x12\x14\n" +
-	"\x05error\x18\x01 \x01(\tR\x05error\"0\n" +
-	"\x06Prefix\x12\x12\n" +
-	"\x04addr\x18\x01 \x01(\fR\x04addr\x12\x12\n" +
-	"\x04bits\x18\x02 \x01(\rR\x04bits\"0\n" +
-	"\x06Option\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\rR\x04code\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"[\n" +
+	"\x05error\x18\x01 \x01(\tR\x05error\"B\n" +
 	"\x02IA\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
-	"\x04iaid\x18\x02 \x01(\rR\x04iaid\x12-\n" +
-	"\x05hints\x18\x03 \x03(\v2\x17.hook6.plugin.v1.PrefixR\x05hints\"\x89\x02\n" +
+	"\x04iaid\x18\x02 \x01(\rR\x04iaid\x12\x14\n" +
+	"\x05hints\x18\x03 \x01(\fR\x05hints\"\xf0\x01\n" +
 	"\x05Relay\x12\x1b\n" +
 	"\thop_count\x18\x01 \x01(\rR\bhopCount\x12!\n" +
 	"\flink_address\x18\x02 \x01(\fR\vlinkAddress\x12!\n" +
 	"\fpeer_address\x18\x03 \x01(\fR\vpeerAddress\x12!\n" +
 	"\finterface_id\x18\x04 \x01(\fR\vinterfaceId\x12\x1b\n" +
 	"\tremote_id\x18\x05 \x01(\fR\bremoteId\x12*\n" +
-	"\x11client_link_layer\x18\x06 \x01(\fR\x0fclientLinkLayer\x121\n" +
-	"\aoptions\x18\a \x03(\v2\x17.hook6.plugin.v1.OptionR\aoptions\"\xf2\x02\n" +
+	"\x11client_link_layer\x18\x06 \x01(\fR\x0fclientLinkLayer\x12\x18\n" +
+	"\aoptions\x18\a \x01(\fR\aoptions\"\xd9\x02\n" +
 	"\aRequest\x12!\n" +
 	"\fmessage_type\x18\x01 \x01(\tR\vmessageType\x12%\n" +
 	"\x0etransaction_id\x18\x02 \x01(\rR\rtransactionId\x12\x1f\n" +
 	"\vclient_duid\x18\x03 \x01(\fR\n" +
 	"clientDuid\x12%\n" +
-	"\x03ias\x18\x04 \x03(\v2\x13.hook6.plugin.v1.IAR\x03ias\x121\n" +
-	"\aoptions\x18\x05 \x03(\v2\x17.hook6.plugin.v1.OptionR\aoptions\x12.\n" +
+	"\x03ias\x18\x04 \x03(\v2\x13.hook6.plugin.v1.IAR\x03ias\x12\x18\n" +
+	"\aoptions\x18\x05 \x01(\fR\aoptions\x12.\n" +
 	"\x06relays\x18\x06 \x03(\v2\x16.hook6.plugin.v1.RelayR\x06relays\x12\x1f\n" +
 	"\vsource_addr\x18\a \x01(\fR\n" +
 	"sourceAddr\x12\x1f\n" +
@@ -1214,40 +1049,37 @@ const file_extension_proto_rawDesc = "" +
 	"sourcePort\x12\x1c\n" +
 	"\tinterface\x18\t \x01(\tR\tinterface\x12\x12\n" +
 	"\x04link\x18\n" +
-	" \x01(\tR\x04link\"\xea\x01\n" +
+	" \x01(\tR\x04link\"\xb8\x01\n" +
 	"\bResponse\x12!\n" +
 	"\fmessage_type\x18\x01 \x01(\tR\vmessageType\x12\x1e\n" +
 	"\n" +
 	"preference\x18\x02 \x01(\rR\n" +
 	"preference\x12%\n" +
-	"\x0epreference_set\x18\x03 \x01(\bR\rpreferenceSet\x121\n" +
-	"\aoptions\x18\x04 \x03(\v2\x17.hook6.plugin.v1.OptionR\aoptions\x12)\n" +
-	"\x03add\x18\x05 \x03(\v2\x17.hook6.plugin.v1.OptionR\x03add\x12\x16\n" +
-	"\x06remove\x18\x06 \x03(\rR\x06remove\"\xee\x01\n" +
+	"\x0epreference_set\x18\x03 \x01(\bR\rpreferenceSet\x12\x18\n" +
+	"\aoptions\x18\x04 \x01(\fR\aoptions\x12\x10\n" +
+	"\x03add\x18\x05 \x01(\fR\x03add\x12\x16\n" +
+	"\x06remove\x18\x06 \x03(\rR\x06remove\"\xbc\x01\n" +
 	"\n" +
 	"Allocation\x12#\n" +
 	"\x02ia\x18\x01 \x01(\v2\x13.hook6.plugin.v1.IAR\x02ia\x12\x1f\n" +
 	"\vprefix_name\x18\x02 \x01(\tR\n" +
-	"prefixName\x12+\n" +
-	"\x04from\x18\x03 \x01(\v2\x17.hook6.plugin.v1.PrefixR\x04from\x12\x16\n" +
-	"\x06length\x18\x04 \x01(\rR\x06length\x125\n" +
-	"\tcandidate\x18\x05 \x01(\v2\x17.hook6.plugin.v1.PrefixR\tcandidate\x12\x1e\n" +
+	"prefixName\x12\x12\n" +
+	"\x04from\x18\x03 \x01(\fR\x04from\x12\x16\n" +
+	"\x06length\x18\x04 \x01(\rR\x06length\x12\x1c\n" +
+	"\tcandidate\x18\x05 \x01(\fR\tcandidate\x12\x1e\n" +
 	"\n" +
 	"acceptable\x18\x06 \x01(\bR\n" +
-	"acceptable\"\xdb\x01\n" +
+	"acceptable\"\xc2\x01\n" +
 	"\n" +
-	"LeaseEvent\x12/\n" +
-	"\x06prefix\x18\x01 \x01(\v2\x17.hook6.plugin.v1.PrefixR\x06prefix\x12\x12\n" +
+	"LeaseEvent\x12\x16\n" +
+	"\x06prefix\x18\x01 \x01(\fR\x06prefix\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x12\n" +
 	"\x04iaid\x18\x03 \x01(\rR\x04iaid\x12\x12\n" +
 	"\x04duid\x18\x04 \x01(\fR\x04duid\x12\x12\n" +
 	"\x04from\x18\x05 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x06 \x01(\tR\x02to\x12\x19\n" +
 	"\bvalid_ns\x18\a \x01(\x03R\avalidNs\x12!\n" +
-	"\fpreferred_ns\x18\b \x01(\x03R\vpreferredNs\"/\n" +
-	"\x05Entry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\xdf\x02\n" +
+	"\fpreferred_ns\x18\b \x01(\x03R\vpreferredNs\"\xc7\x02\n" +
 	"\rHandleRequest\x12\x14\n" +
 	"\x05point\x18\x01 \x01(\tR\x05point\x122\n" +
 	"\arequest\x18\x02 \x01(\v2\x18.hook6.plugin.v1.RequestR\arequest\x125\n" +
@@ -1256,16 +1088,16 @@ const file_extension_proto_rawDesc = "" +
 	"allocation\x18\x04 \x01(\v2\x1b.hook6.plugin.v1.AllocationR\n" +
 	"allocation\x121\n" +
 	"\x05event\x18\x05 \x01(\v2\x1b.hook6.plugin.v1.LeaseEventR\x05event\x12\x16\n" +
-	"\x06packet\x18\x06 \x01(\fR\x06packet\x12(\n" +
-	"\x03env\x18\a \x03(\v2\x16.hook6.plugin.v1.EntryR\x03env\x12\x1b\n" +
+	"\x06packet\x18\x06 \x01(\fR\x06packet\x12\x10\n" +
+	"\x03env\x18\a \x01(\fR\x03env\x12\x1b\n" +
 	"\tlog_level\x18\b \x01(\x05R\blogLevel\"Q\n" +
 	"\tLogRecord\x12\x14\n" +
 	"\x05level\x18\x01 \x01(\x05R\x05level\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
-	"\x05attrs\x18\x03 \x03(\tR\x05attrs\"\x9c\x02\n" +
+	"\x05attrs\x18\x03 \x03(\tR\x05attrs\"\x84\x02\n" +
 	"\x0eHandleResponse\x12\x14\n" +
-	"\x05error\x18\x01 \x01(\tR\x05error\x12/\n" +
-	"\aenv_set\x18\x02 \x03(\v2\x16.hook6.plugin.v1.EntryR\x06envSet\x12\x1f\n" +
+	"\x05error\x18\x01 \x01(\tR\x05error\x12\x17\n" +
+	"\aenv_set\x18\x02 \x01(\fR\x06envSet\x12\x1f\n" +
 	"\venv_deleted\x18\x03 \x03(\fR\n" +
 	"envDeleted\x125\n" +
 	"\bresponse\x18\x04 \x01(\v2\x19.hook6.plugin.v1.ResponseR\bresponse\x12;\n" +
@@ -1290,59 +1122,46 @@ func file_extension_proto_rawDescGZIP() []byte {
 	return file_extension_proto_rawDescData
 }
 
-var file_extension_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_extension_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_extension_proto_goTypes = []any{
 	(*DescribeRequest)(nil),  // 0: hook6.plugin.v1.DescribeRequest
 	(*DescribeResponse)(nil), // 1: hook6.plugin.v1.DescribeResponse
 	(*InitRequest)(nil),      // 2: hook6.plugin.v1.InitRequest
 	(*InitResponse)(nil),     // 3: hook6.plugin.v1.InitResponse
-	(*Prefix)(nil),           // 4: hook6.plugin.v1.Prefix
-	(*Option)(nil),           // 5: hook6.plugin.v1.Option
-	(*IA)(nil),               // 6: hook6.plugin.v1.IA
-	(*Relay)(nil),            // 7: hook6.plugin.v1.Relay
-	(*Request)(nil),          // 8: hook6.plugin.v1.Request
-	(*Response)(nil),         // 9: hook6.plugin.v1.Response
-	(*Allocation)(nil),       // 10: hook6.plugin.v1.Allocation
-	(*LeaseEvent)(nil),       // 11: hook6.plugin.v1.LeaseEvent
-	(*Entry)(nil),            // 12: hook6.plugin.v1.Entry
-	(*HandleRequest)(nil),    // 13: hook6.plugin.v1.HandleRequest
-	(*LogRecord)(nil),        // 14: hook6.plugin.v1.LogRecord
-	(*HandleResponse)(nil),   // 15: hook6.plugin.v1.HandleResponse
-	nil,                      // 16: hook6.plugin.v1.InitRequest.ArgsEntry
+	(*IA)(nil),               // 4: hook6.plugin.v1.IA
+	(*Relay)(nil),            // 5: hook6.plugin.v1.Relay
+	(*Request)(nil),          // 6: hook6.plugin.v1.Request
+	(*Response)(nil),         // 7: hook6.plugin.v1.Response
+	(*Allocation)(nil),       // 8: hook6.plugin.v1.Allocation
+	(*LeaseEvent)(nil),       // 9: hook6.plugin.v1.LeaseEvent
+	(*HandleRequest)(nil),    // 10: hook6.plugin.v1.HandleRequest
+	(*LogRecord)(nil),        // 11: hook6.plugin.v1.LogRecord
+	(*HandleResponse)(nil),   // 12: hook6.plugin.v1.HandleResponse
+	nil,                      // 13: hook6.plugin.v1.InitRequest.ArgsEntry
 }
 var file_extension_proto_depIdxs = []int32{
-	16, // 0: hook6.plugin.v1.InitRequest.args:type_name -> hook6.plugin.v1.InitRequest.ArgsEntry
-	4,  // 1: hook6.plugin.v1.IA.hints:type_name -> hook6.plugin.v1.Prefix
-	5,  // 2: hook6.plugin.v1.Relay.options:type_name -> hook6.plugin.v1.Option
-	6,  // 3: hook6.plugin.v1.Request.ias:type_name -> hook6.plugin.v1.IA
-	5,  // 4: hook6.plugin.v1.Request.options:type_name -> hook6.plugin.v1.Option
-	7,  // 5: hook6.plugin.v1.Request.relays:type_name -> hook6.plugin.v1.Relay
-	5,  // 6: hook6.plugin.v1.Response.options:type_name -> hook6.plugin.v1.Option
-	5,  // 7: hook6.plugin.v1.Response.add:type_name -> hook6.plugin.v1.Option
-	6,  // 8: hook6.plugin.v1.Allocation.ia:type_name -> hook6.plugin.v1.IA
-	4,  // 9: hook6.plugin.v1.Allocation.from:type_name -> hook6.plugin.v1.Prefix
-	4,  // 10: hook6.plugin.v1.Allocation.candidate:type_name -> hook6.plugin.v1.Prefix
-	4,  // 11: hook6.plugin.v1.LeaseEvent.prefix:type_name -> hook6.plugin.v1.Prefix
-	8,  // 12: hook6.plugin.v1.HandleRequest.request:type_name -> hook6.plugin.v1.Request
-	9,  // 13: hook6.plugin.v1.HandleRequest.response:type_name -> hook6.plugin.v1.Response
-	10, // 14: hook6.plugin.v1.HandleRequest.allocation:type_name -> hook6.plugin.v1.Allocation
-	11, // 15: hook6.plugin.v1.HandleRequest.event:type_name -> hook6.plugin.v1.LeaseEvent
-	12, // 16: hook6.plugin.v1.HandleRequest.env:type_name -> hook6.plugin.v1.Entry
-	12, // 17: hook6.plugin.v1.HandleResponse.env_set:type_name -> hook6.plugin.v1.Entry
-	9,  // 18: hook6.plugin.v1.HandleResponse.response:type_name -> hook6.plugin.v1.Response
-	10, // 19: hook6.plugin.v1.HandleResponse.allocation:type_name -> hook6.plugin.v1.Allocation
-	14, // 20: hook6.plugin.v1.HandleResponse.logs:type_name -> hook6.plugin.v1.LogRecord
-	0,  // 21: hook6.plugin.v1.Extension.Describe:input_type -> hook6.plugin.v1.DescribeRequest
-	2,  // 22: hook6.plugin.v1.Extension.Init:input_type -> hook6.plugin.v1.InitRequest
-	13, // 23: hook6.plugin.v1.Extension.Handle:input_type -> hook6.plugin.v1.HandleRequest
-	1,  // 24: hook6.plugin.v1.Extension.Describe:output_type -> hook6.plugin.v1.DescribeResponse
-	3,  // 25: hook6.plugin.v1.Extension.Init:output_type -> hook6.plugin.v1.InitResponse
-	15, // 26: hook6.plugin.v1.Extension.Handle:output_type -> hook6.plugin.v1.HandleResponse
-	24, // [24:27] is the sub-list for method output_type
-	21, // [21:24] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	13, // 0: hook6.plugin.v1.InitRequest.args:type_name -> hook6.plugin.v1.InitRequest.ArgsEntry
+	4,  // 1: hook6.plugin.v1.Request.ias:type_name -> hook6.plugin.v1.IA
+	5,  // 2: hook6.plugin.v1.Request.relays:type_name -> hook6.plugin.v1.Relay
+	4,  // 3: hook6.plugin.v1.Allocation.ia:type_name -> hook6.plugin.v1.IA
+	6,  // 4: hook6.plugin.v1.HandleRequest.request:type_name -> hook6.plugin.v1.Request
+	7,  // 5: hook6.plugin.v1.HandleRequest.response:type_name -> hook6.plugin.v1.Response
+	8,  // 6: hook6.plugin.v1.HandleRequest.allocation:type_name -> hook6.plugin.v1.Allocation
+	9,  // 7: hook6.plugin.v1.HandleRequest.event:type_name -> hook6.plugin.v1.LeaseEvent
+	7,  // 8: hook6.plugin.v1.HandleResponse.response:type_name -> hook6.plugin.v1.Response
+	8,  // 9: hook6.plugin.v1.HandleResponse.allocation:type_name -> hook6.plugin.v1.Allocation
+	11, // 10: hook6.plugin.v1.HandleResponse.logs:type_name -> hook6.plugin.v1.LogRecord
+	0,  // 11: hook6.plugin.v1.Extension.Describe:input_type -> hook6.plugin.v1.DescribeRequest
+	2,  // 12: hook6.plugin.v1.Extension.Init:input_type -> hook6.plugin.v1.InitRequest
+	10, // 13: hook6.plugin.v1.Extension.Handle:input_type -> hook6.plugin.v1.HandleRequest
+	1,  // 14: hook6.plugin.v1.Extension.Describe:output_type -> hook6.plugin.v1.DescribeResponse
+	3,  // 15: hook6.plugin.v1.Extension.Init:output_type -> hook6.plugin.v1.InitResponse
+	12, // 16: hook6.plugin.v1.Extension.Handle:output_type -> hook6.plugin.v1.HandleResponse
+	14, // [14:17] is the sub-list for method output_type
+	11, // [11:14] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_extension_proto_init() }
@@ -1356,7 +1175,7 @@ func file_extension_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_extension_proto_rawDesc), len(file_extension_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,20 +1,46 @@
 // Command faultplugin is a plugin for the tests of package plugin: it
 // behaves well or crashes, hangs, panics, errors or answers against the
 // contract, as the env key "fault" of each call says.
+//
+// With FAULTPLUGIN_BARE_GRPC=SOCKET it is instead a bare gRPC server of the
+// same service on a unix socket, without go-plugin or TLS, answering every
+// Handle with an empty answer: the benchmarks' baseline. With
+// FAULTPLUGIN_BARE_TLS=1 too, that server speaks TLS with a throwaway
+// self-signed certificate, to tell the cost of TLS from go-plugin's.
 package main
 
 import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"math/big"
+	"net"
 	"net/netip"
 	"os"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
 	"github.com/hook6/hook6/hooks"
 	"github.com/hook6/hook6/hooks/plugin"
+	pb "github.com/hook6/hook6/hooks/plugin/proto"
 )
 
 func main() {
+	if sock := os.Getenv("FAULTPLUGIN_BARE_GRPC"); sock != "" {
+		if err := serveBare(sock); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	if os.Getenv("FAULTPLUGIN_NOISE") != "" {
 		fmt.Println("stray output before the handshake")
 	}
@@ -104,4 +130,45 @@ func prePacketEncode(c *hooks.Context) error {
 		return c.Env.Set("faultplugin.relay", fmt.Sprintf("%s %s %x", rl.LinkAddress, rl.PeerAddress, rl.InterfaceID))
 	}
 	return nil
+}
+
+// bare answers Handle with nothing, over plain gRPC.
+type bare struct {
+	pb.UnimplementedExtensionServer
+}
+
+func (bare) Handle(context.Context, *pb.HandleRequest) (*pb.HandleResponse, error) {
+	return &pb.HandleResponse{}, nil
+}
+
+func serveBare(sock string) error {
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		return err
+	}
+	var opts []grpc.ServerOption
+	if os.Getenv("FAULTPLUGIN_BARE_TLS") != "" {
+		cert, err := selfSigned()
+		if err != nil {
+			return err
+		}
+		opts = append(opts, grpc.Creds(credentials.NewServerTLSFromCert(&cert)))
+	}
+	s := grpc.NewServer(opts...)
+	pb.RegisterExtensionServer(s, bare{})
+	return s.Serve(l)
+}
+
+func selfSigned() (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
