@@ -21,11 +21,12 @@ var DefaultPoints = []hooks.Point{hooks.PostPacketDecode, hooks.GenerateLease, h
 
 // Options are the extension's settings besides the cache's.
 type Options struct {
-	// Points the extension runs at (DefaultPoints when empty). The first
-	// of post-packet-decode, pre-client-lookup, post-client-lookup and
-	// generate-lease is where the cache is looked up; generate-lease sets
-	// skip-lease on a pending packet; pre-packet-encode turns the flag
-	// into drop.
+	// Points the extension runs at (DefaultPoints when empty). The cache
+	// is looked up at the first of post-packet-decode, pre-client-lookup
+	// and post-client-lookup listed, else at generate-lease (new leases)
+	// and check-lease-acceptable (leases the server checks, e.g. at
+	// renewal) when listed; generate-lease sets skip-lease on a pending
+	// packet; pre-packet-encode turns the flag into drop.
 	Points []hooks.Point
 	// Fields are the client fields that identify the client in the cache
 	// and are handed to the source, e.g. [duid].
@@ -38,8 +39,8 @@ type Options struct {
 	// Links limits lookups to clients of these links (server.link); the
 	// lookup point must then come after post-packet-decode.
 	Links []string
-	// Prefixes limits lookups to IAs allocated from these prefixes; the
-	// lookup point must then be generate-lease.
+	// Prefixes limits lookups to IAs of these prefixes; the lookups must
+	// then be at generate-lease or check-lease-acceptable.
 	Prefixes []string
 	// DropEarly sets drop at the lookup point itself when it comes before
 	// generate-lease, sparing the packet's further processing.
@@ -52,7 +53,7 @@ type Options struct {
 type Extension struct {
 	name     string
 	opt      Options
-	lookupAt hooks.Point
+	lookupAt uint16 // bit p set: look up at point p
 	keyer    keyer
 	cache    *Cache
 	src      Source
@@ -70,28 +71,47 @@ func NewExtension(name string, opt Options, cache *Cache, src Source) (*Extensio
 		return nil, fmt.Errorf("async cache %s: no client fields to key the cache on", name)
 	}
 	x := &Extension{name: name, opt: opt, keyer: newKeyer(opt.Fields), cache: cache, src: src}
-	found := false
-	for _, p := range opt.Points {
-		switch p {
-		case hooks.PostPacketDecode, hooks.PreClientLookup, hooks.PostClientLookup, hooks.GenerateLease:
-			if !found || p < x.lookupAt {
-				x.lookupAt, found = p, true
-			}
-		case hooks.PrePacketEncode:
-		default:
-			return nil, fmt.Errorf("async cache %s: cannot run at %s", name, p)
-		}
-	}
-	if !found {
-		return nil, fmt.Errorf("async cache %s: points need one of post-packet-decode, pre-client-lookup, post-client-lookup or generate-lease to look up", name)
-	}
-	if len(opt.Links) > 0 && x.lookupAt == hooks.PostPacketDecode {
-		return nil, fmt.Errorf("async cache %s: links needs the lookup after post-packet-decode (the link is chosen then)", name)
-	}
-	if len(opt.Prefixes) > 0 && x.lookupAt != hooks.GenerateLease {
-		return nil, fmt.Errorf("async cache %s: prefixes needs the lookup at generate-lease (its first point is %s)", name, x.lookupAt)
+	if err := x.choosePoints(); err != nil {
+		return nil, fmt.Errorf("async cache %s: %w", name, err)
 	}
 	return x, nil
+}
+
+// choosePoints sets where the cache is looked up: at the first configured
+// of post-packet-decode, pre-client-lookup and post-client-lookup; else at
+// generate-lease (new leases) and check-lease-acceptable (existing leases
+// the server checks), whichever are configured, since a packet may run
+// either or both.
+func (x *Extension) choosePoints() error {
+	var early, late []hooks.Point
+	for _, p := range x.opt.Points {
+		switch p {
+		case hooks.PostPacketDecode, hooks.PreClientLookup, hooks.PostClientLookup:
+			early = append(early, p)
+		case hooks.GenerateLease, hooks.CheckLeaseAcceptable:
+			late = append(late, p)
+		case hooks.PrePacketEncode:
+		default:
+			return fmt.Errorf("cannot run at %s", p)
+		}
+	}
+	switch {
+	case len(early) > 0:
+		x.lookupAt = 1 << slices.Min(early)
+	case len(late) > 0:
+		for _, p := range late {
+			x.lookupAt |= 1 << p
+		}
+	default:
+		return fmt.Errorf("points need one of post-packet-decode, pre-client-lookup, post-client-lookup, generate-lease or check-lease-acceptable to look up")
+	}
+	if len(x.opt.Links) > 0 && x.lookupAt&(1<<hooks.PostPacketDecode) != 0 {
+		return fmt.Errorf("links needs the lookup after post-packet-decode (the link is chosen then)")
+	}
+	if len(x.opt.Prefixes) > 0 && len(early) > 0 {
+		return fmt.Errorf("prefixes needs the lookup at generate-lease or check-lease-acceptable, where the prefix is known (not at %s)", slices.Min(early))
+	}
+	return nil
 }
 
 // Name implements hooks.Extension.
@@ -120,7 +140,7 @@ func (x *Extension) Counters() map[string]uint64 {
 
 // Handle implements hooks.Extension.
 func (x *Extension) Handle(c *hooks.Context) error {
-	if c.Point == x.lookupAt {
+	if x.lookupAt&(1<<c.Point) != 0 {
 		if err := x.lookup(c); err != nil {
 			return err
 		}
@@ -160,7 +180,7 @@ func (x *Extension) lookup(c *hooks.Context) error {
 	if len(x.opt.Links) > 0 && !slices.Contains(x.opt.Links, env.Value(hooks.KeyLink)) {
 		return nil
 	}
-	if c.Point == hooks.GenerateLease && !x.prefixInScope(c) {
+	if c.Allocation != nil && !x.prefixInScope(c) {
 		return nil
 	}
 	key, ok := x.keyer.key(env)
@@ -175,7 +195,7 @@ func (x *Extension) lookup(c *hooks.Context) error {
 		switch {
 		case c.Point == hooks.GenerateLease:
 			return c.SkipLease()
-		case x.opt.DropEarly:
+		case x.opt.DropEarly && c.Point < hooks.GenerateLease:
 			x.cache.CountDropped()
 			return c.Drop()
 		}

@@ -170,3 +170,40 @@ func TestBuildErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestExtensionCheckLeaseAcceptable: a renewal runs only
+// check-lease-acceptable for the client's existing lease; the cache is
+// looked up there too (scoped by prefix), so a renewal whose entry is
+// missing or stale is dropped and its retransmission carries the answer.
+func TestExtensionCheckLeaseAcceptable(t *testing.T) {
+	src := newFake()
+	src.set("01", map[string]string{"ext.prefix": "2001:db8:8000:200::/56"})
+	x := build(t, map[string]string{"key-fields": "duid", "prefixes": "lan-pd"},
+		[]hooks.Point{hooks.GenerateLease, hooks.CheckLeaseAcceptable, hooks.PrePacketEncode}, src)
+	ch := chainOf(t, x)
+	renew := func(prefix string) (*hooks.Env, bool, bool) {
+		env := hooks.NewEnv()
+		env.SetServer(hooks.KeyClientDUID, "01")
+		alloc := &hooks.Allocation{IA: hooks.IA{Type: hooks.IAPD, IAID: 1}, PrefixName: prefix,
+			From: netip.MustParsePrefix("2001:db8:8000::/40"), Length: 56,
+			Candidate: netip.MustParsePrefix("2001:db8:8000:100::/56"), Acceptable: true}
+		if err := ch.Run(&hooks.Context{Point: hooks.CheckLeaseAcceptable, Env: env, Allocation: alloc}); err != nil {
+			t.Fatal(err)
+		}
+		if err := ch.Run(&hooks.Context{Point: hooks.PrePacketEncode, Env: env, Response: &hooks.Response{}}); err != nil {
+			t.Fatal(err)
+		}
+		return env, env.IsTrue(hooks.KeyDrop), alloc.Acceptable
+	}
+	if _, dropped, ok := renew("lan-pd"); !dropped || !ok {
+		t.Fatalf("first renewal: dropped %v acceptable %v", dropped, ok)
+	}
+	settle(t, x.Cache())
+	env, dropped, ok := renew("lan-pd")
+	if dropped || !ok || env.Value("ext.prefix") != "2001:db8:8000:200::/56" {
+		t.Fatalf("retransmitted renewal: dropped %v acceptable %v env %v", dropped, ok, env.Map())
+	}
+	if env, dropped, _ := renew("other-pd"); dropped || env.Value("ext.prefix") != "" {
+		t.Fatalf("renewal on another prefix: dropped %v env %v", dropped, env.Map())
+	}
+}
