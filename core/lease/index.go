@@ -21,7 +21,7 @@ type slotRec struct {
 	updated   int64
 	preferred int64
 	valid     int64
-	duid      uint32 // index into index.duids.ents
+	duid      uint32 // index into index.duids
 	iaid      uint32
 	nextB     uint32 // next slot of the same binding
 	nextD     uint32 // next slot of the same DUID, or next free slot
@@ -30,6 +30,14 @@ type slotRec struct {
 	bits      uint8
 	kind      Kind // 0: free slot
 	state     State
+}
+
+// duidEntry is an interned DUID, the head of its slot list and the number
+// of leases holding it.
+type duidEntry struct {
+	s    string
+	head uint32
+	refs uint32
 }
 
 type bindKey struct {
@@ -47,7 +55,9 @@ type index struct {
 	sorted   sortedIndex
 	lenCount [129]uint32 // leases per prefix length
 	bindings map[bindKey]uint32
-	duids    duidTable
+	duids    []duidEntry
+	duidIdx  map[string]uint32
+	freeDUID []uint32
 	names    []string
 	nameIdx  map[string]uint16
 	counts   [PD + 1][Expired + 1]int
@@ -63,7 +73,7 @@ func newIndex(sizeHint int) *index {
 		recs:     make([]slotRec, 0, sizeHint),
 		byPrefix: make(map[[prefixKeyLen]byte]uint32, sizeHint),
 		bindings: make(map[bindKey]uint32),
-		duids:    newDUIDTable(),
+		duidIdx:  make(map[string]uint32),
 		nameIdx:  make(map[string]uint16),
 	}
 }
@@ -94,7 +104,7 @@ func (x *index) hasNames(link, name []byte) (uint16, uint16, bool) {
 // interned ids.
 func (x *index) put(r *record, link, name uint16) {
 	k := r.key()
-	id := x.duids.ref(r.duid) // before unlinking: a renewal keeps its DUID string
+	id := x.refDUID(r.duid) // before unlinking: a renewal keeps its DUID string
 	slot, ok := x.byPrefix[k]
 	if ok {
 		x.unlink(slot)
@@ -149,7 +159,7 @@ func (x *index) link(slot uint32) {
 		rc.nextB = head
 	}
 	x.bindings[bk] = slot
-	d := &x.duids.ents[rc.duid]
+	d := &x.duids[rc.duid]
 	rc.nextD, d.head = d.head, slot
 	x.counts[rc.kind][rc.state]++
 }
@@ -168,14 +178,14 @@ func (x *index) unlink(slot uint32) {
 	} else {
 		x.cut(head, slot, func(r *slotRec) *uint32 { return &r.nextB })
 	}
-	d := &x.duids.ents[rc.duid]
+	d := &x.duids[rc.duid]
 	if d.head == slot {
 		d.head = rc.nextD
 	} else {
 		x.cut(d.head, slot, func(r *slotRec) *uint32 { return &r.nextD })
 	}
 	x.counts[rc.kind][rc.state]--
-	x.duids.deref(rc.duid)
+	x.derefDUID(rc.duid)
 }
 
 // cut removes slot from the list starting at head, linked by next.
@@ -190,13 +200,42 @@ func (x *index) cut(head, slot uint32, next func(*slotRec) *uint32) {
 	}
 }
 
+// refDUID interns duid and takes a reference to it.
+func (x *index) refDUID(duid []byte) uint32 {
+	id, ok := x.duidIdx[string(duid)]
+	if !ok {
+		s := string(duid)
+		if n := len(x.freeDUID); n > 0 {
+			id = x.freeDUID[n-1]
+			x.freeDUID = x.freeDUID[:n-1]
+		} else {
+			id = uint32(len(x.duids))
+			x.duids = append(x.duids, duidEntry{})
+		}
+		x.duids[id] = duidEntry{s: s, head: none}
+		x.duidIdx[s] = id
+	}
+	x.duids[id].refs++
+	return id
+}
+
+func (x *index) derefDUID(id uint32) {
+	d := &x.duids[id]
+	if d.refs--; d.refs > 0 {
+		return
+	}
+	delete(x.duidIdx, d.s)
+	*d = duidEntry{head: none}
+	x.freeDUID = append(x.freeDUID, id)
+}
+
 // lease rebuilds the Lease held in slot.
 func (x *index) lease(slot uint32) Lease {
 	rc := &x.recs[slot]
 	return Lease{
 		Prefix:     netip.PrefixFrom(netip.AddrFrom16(rc.addr), int(rc.bits)),
 		Kind:       rc.kind,
-		DUID:       []byte(x.duids.ents[rc.duid].s),
+		DUID:       []byte(x.duids[rc.duid].s),
 		IAID:       rc.iaid,
 		Link:       x.names[rc.link],
 		PrefixName: x.names[rc.name],
@@ -252,7 +291,7 @@ func (x *index) overlapping(p netip.Prefix) []Lease {
 }
 
 func (x *index) byBinding(b Binding) []Lease {
-	id, ok := x.duids.find(b.DUID)
+	id, ok := x.duidIdx[b.DUID]
 	if !ok {
 		return nil
 	}
@@ -268,12 +307,12 @@ func (x *index) byBinding(b Binding) []Lease {
 }
 
 func (x *index) byDUID(duid []byte) []Lease {
-	id, ok := x.duids.find(string(duid))
+	id, ok := x.duidIdx[string(duid)]
 	if !ok {
 		return nil
 	}
 	var out []Lease
-	for i := x.duids.ents[id].head; i != none; i = x.recs[i].nextD {
+	for i := x.duids[id].head; i != none; i = x.recs[i].nextD {
 		out = append(out, x.lease(i))
 	}
 	return out

@@ -142,46 +142,11 @@ func TestIndexReleasesDUIDs(t *testing.T) {
 			l := genLease(i + round*1000)
 			x.remove(keyOf(l.Prefix))
 		}
-		if x.n != 0 || x.duids.len() != 0 || len(x.bindings) != 0 || len(x.sorted.chunks) != 0 {
-			t.Fatalf("round %d: left n=%d duids=%d bindings=%d chunks=%d", round, x.n, x.duids.len(), len(x.bindings), len(x.sorted.chunks))
+		if x.n != 0 || len(x.duidIdx) != 0 || len(x.bindings) != 0 || len(x.sorted.chunks) != 0 {
+			t.Fatalf("round %d: left n=%d duids=%d bindings=%d chunks=%d", round, x.n, len(x.duidIdx), len(x.bindings), len(x.sorted.chunks))
 		}
 	}
-	if len(x.duids.ents) > 1000 || len(x.recs) > 1000 {
-		t.Fatalf("tables grew: %d duids, %d slots", len(x.duids.ents), len(x.recs))
-	}
-}
-
-// TestDUIDHashCollisions narrows the DUID hash to 4 bits so that most
-// DUIDs collide and live in the overflow map.
-func TestDUIDHashCollisions(t *testing.T) {
-	x := newIndex(0)
-	x.duids.mask = 0xf
-	model := map[netip.Prefix]Lease{}
-	r := rand.New(rand.NewPCG(3, 4))
-	for step := 0; step < 3000; step++ {
-		l := genLease(r.IntN(400))
-		if r.IntN(3) == 0 {
-			x.remove(keyOf(l.Prefix))
-			delete(model, l.Prefix)
-			continue
-		}
-		l.DUID = duidOf(r.IntN(60))
-		rec, _ := recordOf(&l)
-		link, _ := x.nameID(rec.link)
-		name, _ := x.nameID(rec.name)
-		x.put(&rec, link, name)
-		model[l.Prefix] = l
-	}
-	if len(x.duids.overflow) == 0 {
-		t.Fatal("no collisions happened")
-	}
-	for i := 0; i < 60; i++ {
-		checkBinding(t, x, model, duidOf(i), 0)
-	}
-	for p := range model {
-		x.remove(keyOf(p))
-	}
-	if x.duids.len() != 0 {
-		t.Fatalf("%d DUIDs left", x.duids.len())
+	if len(x.duids) > 1000 || len(x.recs) > 1000 {
+		t.Fatalf("tables grew: %d duids, %d slots", len(x.duids), len(x.recs))
 	}
 }
