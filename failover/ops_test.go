@@ -1,0 +1,74 @@
+package failover
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// failover sync: the primary's sections reach the secondary, which merges
+// them into its own file; a push the secondary cannot load is refused
+// with the reason.
+func TestConfigSync(t *testing.T) {
+	p := newPair(t, pairOpts{noSync: true})
+	p.start()
+	p.waitNormal(t, 10*time.Second)
+	primaryFile := strings.Replace(pairConfig, "valid-lifetime: 2h", "valid-lifetime: 3h", 1) +
+		"  - {name: extra, link: lan, address: 2001:db8:5::/64, dhcp-type: dhcp}\n"
+	sections, err := ExtractSections([]byte(primaryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Big enough to need several CONTACT messages.
+	sections = append(sections, []byte("\n# "+strings.Repeat("x", 150000)+"\n")...)
+	ctx := context.Background()
+	if err := p.pri.ep.SyncConfig(ctx, sections, true); err != nil {
+		t.Fatal(err)
+	}
+	got := string(p.sec.synced)
+	if !strings.Contains(got, "valid-lifetime: 3h") || !strings.Contains(got, "name: extra") ||
+		!strings.Contains(got, "interfaces:") {
+		t.Fatalf("secondary's merged config:\n%s", got)
+	}
+	bad, _ := ExtractSections([]byte("prefixes:\n  - {name: broken, address: not-a-prefix}\n"))
+	if err := p.pri.ep.SyncConfig(ctx, bad, false); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("an invalid push: %v", err)
+	}
+	if err := p.sec.ep.SyncConfig(ctx, sections, false); err == nil {
+		t.Fatal("the secondary pushed its configuration")
+	}
+}
+
+// The state survives a restart; partner-down is refused while the partner
+// is reachable; automatic partner-down fires after the configured time.
+func TestStateOperations(t *testing.T) {
+	p := newPair(t, pairOpts{noSync: true, viaProxy: true})
+	p.pri.ep.cfg.AutoPartnerDown = 500 * time.Millisecond
+	p.start()
+	p.waitNormal(t, 10*time.Second)
+	if err := p.pri.ep.SetPartnerDown(time.Time{}); err == nil {
+		t.Fatal("partner-down accepted while the partner is reachable")
+	}
+	p.proxy.setCut(true)
+	waitState(t, p.pri, CommInterrupted, 5*time.Second)
+	waitState(t, p.pri, PartnerDown, 5*time.Second)
+	st := p.pri.ep.Status()
+	if st.PartnerDownTime == nil || st.Communications != "interrupted" || st.Responsiveness != "responsive" {
+		t.Fatalf("status %+v", st)
+	}
+	// The secondary, told the primary has been down since an hour ago.
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+	waitState(t, p.sec, CommInterrupted, 5*time.Second)
+	if err := p.sec.ep.SetPartnerDown(time.Now().Add(time.Hour)); err == nil {
+		t.Fatal("a partner-down time in the future was accepted")
+	}
+	if err := p.sec.ep.SetPartnerDown(at); err != nil {
+		t.Fatal(err)
+	}
+	p.sec.restart(true)
+	waitFor(t, 5*time.Second, "secondary back in partner-down", func() bool { return p.sec.ep.State() == PartnerDown })
+	if got := p.sec.ep.Status().PartnerDownTime; got == nil || !got.Equal(at) {
+		t.Fatalf("partner-down time after restart %v, want %v", got, at)
+	}
+}
