@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
 
 	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -63,8 +65,14 @@ func Serve(h Handlers) {
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig:  handshake,
 		VersionedPlugins: pluginSets(srv),
-		GRPCServer:       goplugin.DefaultGRPCServer,
+		GRPCServer:       newGRPCServer,
 	})
+}
+
+// newGRPCServer serves calls on a few long-lived worker goroutines, whose
+// stacks have grown once, rather than on a new goroutine per call.
+func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
+	return grpc.NewServer(append(opts, grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))...)
 }
 
 // server is the plugin side of the protocol.
