@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -324,8 +326,42 @@ func TestCloseStopsTheProcess(t *testing.T) {
 	if _, err := call(e, hooks.GenerateLease, "", time.Second); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("call after Close: %v", err)
 	}
-	// The process is gone (reaped by go-plugin), so signal 0 fails.
-	if err := syscall.Kill(pid, 0); err == nil {
+	if alive(pid) {
 		t.Fatalf("plugin process %d still runs after Close", pid)
 	}
+}
+
+func TestOrphanExits(t *testing.T) {
+	// A shell starts the plugin as hook6 would (cookie in the environment)
+	// and exits, as a killed hook6 would: the plugin must not live on.
+	sh := exec.Command("sh", "-c", `"$0" >/dev/null 2>&1 & echo $!; sleep 0.5`, faultBin)
+	sh.Env = []string{handshake.MagicCookieKey + "=" + handshake.MagicCookieValue, "PLUGIN_PROTOCOL_VERSIONS=1"}
+	out, err := sh.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("pid %q: %v", out, err)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	for i := 0; i < 100; i++ {
+		if !alive(pid) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("orphaned plugin %d still runs 10s after its parent exited", pid)
+}
+
+// alive reports whether process pid runs: it exists and is not a zombie
+// waiting for a parent (init in a container may not reap at once).
+func alive(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(stat)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(fields) > 0 && fields[0] != "Z"
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -62,11 +63,23 @@ func Serve(h Handlers) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	go exitWhenOrphaned(os.Getppid())
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig:  handshake,
 		VersionedPlugins: pluginSets(srv),
 		GRPCServer:       newGRPCServer,
 	})
+}
+
+// exitWhenOrphaned ends the plugin once hook6 is gone without stopping it
+// (killed), so no orphan keeps running: the process then has another
+// parent.
+func exitWhenOrphaned(parent int) {
+	for range time.Tick(time.Second) {
+		if os.Getppid() != parent {
+			os.Exit(2)
+		}
+	}
 }
 
 // newGRPCServer serves calls on a few long-lived worker goroutines, whose
