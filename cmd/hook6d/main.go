@@ -43,6 +43,10 @@ func run(args []string) int {
 		return 1
 	}
 	if *check {
+		if err := checkExtensions(cfg); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 		fmt.Printf("%s: ok (%d links, %d prefixes, %d extensions)\n", cfg.File, len(cfg.Links), len(cfg.Prefixes), len(cfg.Extensions))
 		return 0
 	}
@@ -59,6 +63,21 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// checkExtensions compiles the config's scripts and resolves its plugins
+// and built-ins, then closes them: -t catches a script that does not
+// compile, not only a config that does not parse.
+func checkExtensions(cfg *config.Config) error {
+	set := newExtensionSet(slog.New(slog.DiscardHandler))
+	r, err := set.build(cfg)
+	if err != nil {
+		return fmt.Errorf("%s: extensions: %w", cfg.File, err)
+	}
+	if c, ok := r.(interface{ Close() error }); ok {
+		c.Close()
+	}
+	return nil
 }
 
 // loadConfig reads path, or the embedded default when path is empty.
