@@ -73,7 +73,7 @@ func startBare(b *testing.B, withTLS bool) pb.ExtensionClient {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	conn, err := grpc.Dial("unix://"+sock, grpc.WithTransportCredentials(creds))
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		b.Fatal(err)
 	}
