@@ -65,7 +65,7 @@ func baseConfig() lab.Config {
 	pref := 255
 	return lab.Config{
 		Server: lab.ServerConfig{Interfaces: []string{srvIf}},
-		Log:    &lab.LogConfig{Level: "debug"},
+		Log:    &lab.LogConfig{Level: "info"},
 		Policies: map[string]lab.Policy{"default": {
 			PreferredLifetime: "20s",
 			ValidLifetime:     "40s",

@@ -25,6 +25,8 @@ type Dhclient struct {
 type DhclientMode struct {
 	NA bool // -N: an address (IA_NA)
 	PD bool // -P: a delegated prefix (IA_PD)
+	// Stateless (-S) asks only for configuration (Information-request).
+	Stateless bool
 }
 
 func (m DhclientMode) flags() []string {
@@ -34,6 +36,9 @@ func (m DhclientMode) flags() []string {
 	}
 	if m.PD {
 		f = append(f, "-P")
+	}
+	if m.Stateless {
+		f = append(f, "-S")
 	}
 	return f
 }
@@ -72,12 +77,12 @@ func (d *Dhclient) Process() *Process { return d.proc }
 // Events returns the hook script calls recorded so far.
 func (d *Dhclient) Events() []Event { return d.rec.events() }
 
-// WaitEvent waits for an event with the given reason at index >= from in
-// Events, where match (if not nil) also accepts it; it returns the event
+// WaitEvent waits for an event with the given reason (any when empty) at
+// index >= from in Events, where match (if not nil) also accepts it; it returns the event
 // and its index.
 func (d *Dhclient) WaitEvent(ctx context.Context, from int, reason string, match func(Event) bool) (Event, int, error) {
 	return d.rec.wait(ctx, from, func(e Event) bool {
-		return e.Reason == reason && (match == nil || match(e))
+		return (reason == "" || e.Reason == reason) && (match == nil || match(e))
 	})
 }
 

@@ -81,11 +81,11 @@ func (d *Dhcpcd) Process() *Process { return d.proc }
 // Events returns the hook script calls recorded so far.
 func (d *Dhcpcd) Events() []Event { return d.rec.events() }
 
-// WaitEvent waits for an event with the given reason at index >= from
-// that match (if not nil) accepts.
+// WaitEvent waits for an event with the given reason (any when empty) at
+// index >= from that match (if not nil) accepts.
 func (d *Dhcpcd) WaitEvent(ctx context.Context, from int, reason string, match func(Event) bool) (Event, int, error) {
 	return d.rec.wait(ctx, from, func(e Event) bool {
-		return e.Reason == reason && (match == nil || match(e))
+		return (reason == "" || e.Reason == reason) && (match == nil || match(e))
 	})
 }
 
