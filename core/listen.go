@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/net/ipv6"
 )
@@ -102,6 +103,9 @@ func (l *Listener) Serve(ctx context.Context, s *Server, workers int) error {
 		workers = 1
 	}
 	jobs := make(chan *job, workers*64)
+	// Packets already read are finished (committed and answered) even
+	// while shutting down: only reading stops with ctx.
+	work := context.WithoutCancel(ctx)
 	bufs := sync.Pool{New: func() any { b := make([]byte, 65536); return &b }}
 	var wg sync.WaitGroup
 	for range workers {
@@ -109,19 +113,22 @@ func (l *Listener) Serve(ctx context.Context, s *Server, workers int) error {
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				l.work(ctx, s, j)
+				l.work(work, s, j)
 				b := j.buf[:cap(j.buf)]
 				bufs.Put(&b)
 			}
 		}()
 	}
-	go func() {
-		<-ctx.Done()
-		l.conn.Close()
-	}()
+	stop := context.AfterFunc(ctx, func() {
+		// Wake the reader; workers finish the packets queued, answers
+		// included, before the socket closes.
+		_ = l.conn.SetReadDeadline(time.Unix(1, 0))
+	})
+	defer stop()
 	err := l.read(ctx, s, jobs, &bufs)
 	close(jobs)
 	wg.Wait()
+	l.conn.Close()
 	if ctx.Err() != nil {
 		return nil
 	}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/hook6/hook6/core/config"
@@ -51,6 +52,14 @@ func run(args []string) int {
 		return 0
 	}
 	log := newLogger(cfg)
+	if path := os.Getenv("HOOK6_CPUPROFILE"); path != "" {
+		stopProfile, err := startCPUProfile(path)
+		if err != nil {
+			log.Error("starting CPU profile", "err", err)
+			return 1
+		}
+		defer stopProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	d, err := start(ctx, *cfgPath, cfg, log)
@@ -78,6 +87,20 @@ func checkExtensions(cfg *config.Config) error {
 		c.Close()
 	}
 	return nil
+}
+
+// startCPUProfile writes a CPU profile of the whole run to path (set
+// HOOK6_CPUPROFILE when measuring; `go tool pprof` reads it).
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // loadConfig reads path, or the embedded default when path is empty.

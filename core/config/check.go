@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,8 +13,13 @@ import (
 
 // Defaults the checks fill in.
 const (
-	DefaultStateDir          = "/var/lib/hook6"
-	DefaultListen            = "[::]:547"
+	DefaultStateDir = "/var/lib/hook6"
+	DefaultListen   = "[::]:547"
+	// DefaultWorkers is how many packets are handled at once. Most of a
+	// worker's time is spent waiting for its lease commit's fsync, and
+	// the store batches the commits of every waiting worker into one: so
+	// many workers, not one per CPU.
+	DefaultWorkers           = 256
 	DefaultPreferredLifetime = Duration(time.Hour)
 	DefaultValidLifetime     = Duration(2 * time.Hour)
 	DefaultBudget            = Duration(50 * time.Millisecond)
@@ -169,9 +173,9 @@ func (k *checker) server() {
 	}
 	switch {
 	case s.Workers < 0:
-		k.errf("server.workers", "must be positive (or 0 for the default, 4 per CPU)")
+		k.errf("server.workers", "must be positive (or 0 for the default, 256)")
 	case s.Workers == 0:
-		s.Workers = 4 * runtime.GOMAXPROCS(0)
+		s.Workers = DefaultWorkers
 	}
 	if k.set("server.server-duid") {
 		if err := checkDUID(s.ServerDUID); err != nil {
