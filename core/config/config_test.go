@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -32,7 +31,7 @@ func TestBriefConfig(t *testing.T) {
 	}
 	s := c.Server
 	if !slices.Equal(s.Interfaces, []string{"eth1"}) || s.StateDir != "/var/lib/hook6" || s.Listen != "[::]:547" ||
-		s.Workers != 4*runtime.GOMAXPROCS(0) || s.ServerDUID != nil {
+		s.Workers != DefaultWorkers || s.ServerDUID != nil {
 		t.Errorf("Server = %+v", s)
 	}
 	if c.Control.Socket != "/run/hook6/control.sock" || c.Plugins.Dir != "/var/lib/hook6/plugins" ||
