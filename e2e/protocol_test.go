@@ -199,3 +199,55 @@ func offered(t *testing.T, m *dhcpv6.Message) netip.Addr {
 	}
 	return a
 }
+
+// Several IAs in one message: two IA_NA and an IA_PD committed at once
+// (Rapid Commit), each with its own lease, T1/T2 equal across them.
+func TestSeveralIAsInOneMessage(t *testing.T) {
+	x := newDirect(t, nil)
+	ctx := timeout(t, 30*time.Second)
+	c := x.cli.Client6(cliIf)
+	sol, err := dhcpv6.NewSolicit(net.HardwareAddr{2, 0, 0, 0, 3, 3}, dhcpv6.WithRapidCommit, dhcpv6.WithIAPD([4]byte{0, 0, 0, 9}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sol.AddOption(&dhcpv6.OptIANA{IaId: [4]byte{0, 0, 0, 7}})
+	r, err := c.Exchange(ctx, sol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nas, pds := r.Options.IANA(), r.Options.IAPD()
+	if r.MessageType != dhcpv6.MessageTypeReply || len(nas) != 2 || len(pds) != 1 {
+		t.Fatalf("answer %s, want a Reply with two IA_NA and one IA_PD", r.Summary())
+	}
+	seen := map[netip.Prefix]bool{}
+	t1, t2 := nas[0].T1, nas[0].T2
+	for _, ia := range nas {
+		if ia.T1 != t1 || ia.T2 != t2 {
+			t.Errorf("IA_NA %x T1/T2 %v/%v, want %v/%v like the others", ia.IaId, ia.T1, ia.T2, t1, t2)
+		}
+		a := ia.Options.OneAddress()
+		if a == nil {
+			t.Fatalf("IA_NA %x without an address: %s", ia.IaId, r.Summary())
+		}
+		ip, _ := netip.AddrFromSlice(a.IPv6Addr)
+		seen[hostPrefix(ip)] = true
+	}
+	if pds[0].T1 != t1 || pds[0].T2 != t2 || t1 > t2 {
+		t.Errorf("IA_PD T1/T2 %v/%v, IA_NA %v/%v: want equal, T1 <= T2", pds[0].T1, pds[0].T2, t1, t2)
+	}
+	p := pds[0].Options.Prefixes()
+	if len(p) != 1 || p[0].Prefix == nil {
+		t.Fatalf("IA_PD without a prefix: %s", r.Summary())
+	}
+	pp, _ := netip.AddrFromSlice(p[0].Prefix.IP)
+	ones, _ := p[0].Prefix.Mask.Size()
+	seen[netip.PrefixFrom(pp, ones)] = true
+	if len(seen) != 3 {
+		t.Fatalf("leases granted %v, want three distinct", seen)
+	}
+	for pfx := range seen {
+		if l := leaseOf(t, x.d, pfx); l.State != "leased" {
+			t.Errorf("lease of %v: %q", pfx, l.State)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -30,6 +31,13 @@ func TestRestartAfterKillKeepsLeases(t *testing.T) {
 		t.Fatal(err)
 	}
 	bound := max(ia, ip)
+	// T1 and T2 are the same in every IA, and T1 <= T2.
+	evs := dh.Events()
+	na, pd := evs[ia].Vars, evs[ip].Vars
+	if na["new_renew"] != pd["new_renew"] || na["new_rebind"] != pd["new_rebind"] || atoi(na["new_renew"]) > atoi(na["new_rebind"]) {
+		t.Errorf("IA_NA T1/T2 %s/%s, IA_PD %s/%s: want equal, T1 <= T2",
+			na["new_renew"], na["new_rebind"], pd["new_renew"], pd["new_rebind"])
+	}
 
 	x.d.Kill()
 	x.d.Start()
@@ -72,4 +80,12 @@ func serverDUID(t *testing.T, d *lab.Hook6d) string {
 		t.Fatalf("status has no server-duid: %s", out)
 	}
 	return normDUID(duid)
+}
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return -1
+	}
+	return n
 }
