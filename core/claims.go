@@ -125,9 +125,3 @@ func (c *claims) sweepLocked(now time.Time) {
 		}
 	}
 }
-
-func (c *claims) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.held)
-}

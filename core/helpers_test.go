@@ -36,7 +36,6 @@ var testDUID = []byte{0, 1, 0, 1, 0x2a, 0x2b, 0x2c, 0x2d, 0xde, 0xad, 0xbe, 0xef
 // testServer is a Server on a real (unsynced) bbolt store in a temp dir.
 type testServer struct {
 	*Server
-	t     *testing.T
 	store *lease.BoltStore
 	now   time.Time
 }
