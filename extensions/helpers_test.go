@@ -1,7 +1,6 @@
 package extensions
 
 import (
-	"encoding/hex"
 	"net"
 	"net/netip"
 	"os"
@@ -69,11 +68,6 @@ func (cl client) packet(t testing.TB) (*hooks.Request, *hooks.Env) {
 	env := hooks.NewEnv()
 	view.ServerEnvNamed(env, req, "test-server")
 	return req, env
-}
-
-// duidHex is the DUID-LL of mac as the env shows it.
-func duidHex(mac net.HardwareAddr) string {
-	return hex.EncodeToString(append([]byte{0, 3, 0, 1}, mac...))
 }
 
 // examplePath returns the path of an example script.
