@@ -57,6 +57,7 @@ type entry struct {
 	freshUntil time.Time
 	staleUntil time.Time
 	failed     bool // the last refresh failed
+	unused     bool // fetched for a waiting client, not yet served
 }
 
 var (
@@ -177,7 +178,10 @@ func lookup(duid string) (map[string]string, bool) {
 	mu.Lock()
 	defer mu.Unlock()
 	e := cache[duid]
-	if e != nil && now.Before(e.freshUntil) {
+	if e != nil && now.Before(e.staleUntil) && (now.Before(e.freshUntil) || e.unused) {
+		// An answer fetched for this client serves its next packet even
+		// when that comes after the TTL: it must not wait forever.
+		e.unused = false
 		return e.values, true
 	}
 	if !pending[duid] {
@@ -217,7 +221,7 @@ func query(duid string) {
 	if len(cache) >= size && cache[duid] == nil {
 		evict(now)
 	}
-	cache[duid] = &entry{values: values, freshUntil: now.Add(life), staleUntil: now.Add(life + maxStale)}
+	cache[duid] = &entry{values: values, freshUntil: now.Add(life), staleUntil: now.Add(life + maxStale), unused: true}
 }
 
 // evict makes room: entries past max-stale go first, then any (map order

@@ -125,6 +125,11 @@ type entry struct {
 	freshUntil    time.Time
 	staleUntil    time.Time
 	refreshFailed atomic.Bool // the last refresh since the entry went stale failed
+	// unused is set while no packet has used the answer: it was fetched
+	// for a client whose packet was dropped waiting, and that client's
+	// next packet gets it even if it comes after the TTL (a client may
+	// retransmit less often than the TTL; it must not wait forever).
+	unused atomic.Bool
 }
 
 // job is one query for a worker.
@@ -201,7 +206,10 @@ func New(cfg Config, src Source) (*Cache, error) {
 func (c *Cache) Lookup(key string, fields func() map[string]string) Result {
 	e, ok := c.lru.Get(key)
 	now := c.now()
-	if ok && now.Before(e.freshUntil) {
+	if ok && now.Before(e.staleUntil) && (now.Before(e.freshUntil) || e.unused.Load()) {
+		if e.unused.Load() {
+			e.unused.Store(false)
+		}
 		c.hits.Add(1)
 		if !e.found {
 			c.negHits.Add(1)
@@ -284,8 +292,9 @@ func (c *Cache) query(j job) {
 		ttl, values = c.cfg.NegativeTTL, nil
 	}
 	now := c.now()
-	c.lru.Add(j.key, &entry{values: values, found: found,
-		freshUntil: now.Add(ttl), staleUntil: now.Add(ttl + c.cfg.MaxStale)})
+	e := &entry{values: values, found: found, freshUntil: now.Add(ttl), staleUntil: now.Add(ttl + c.cfg.MaxStale)}
+	e.unused.Store(true)
+	c.lru.Add(j.key, e)
 }
 
 // CountDropped counts a packet dropped because its query was pending.

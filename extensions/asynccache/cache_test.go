@@ -229,6 +229,9 @@ func TestStaleIfError(t *testing.T) {
 		c.Lookup(d, fieldsOf(d))
 	}
 	settle(t, c)
+	for _, d := range []string{"01", "02"} {
+		c.Lookup(d, fieldsOf(d)) // the clients are served
+	}
 	src.setFail(errors.New("directory down"))
 	clk.add(2 * time.Minute)
 
@@ -281,6 +284,7 @@ func TestServeStale(t *testing.T) {
 	c, clk := newCache(t, Config{TTL: time.Minute, ServeStale: true}, src)
 	c.Lookup("01", fieldsOf("01"))
 	settle(t, c)
+	c.Lookup("01", fieldsOf("01")) // served
 	src.set("01", map[string]string{"p": "new"})
 	clk.add(2 * time.Minute)
 	if r := c.Lookup("01", fieldsOf("01")); r.State != Stale || r.Values["p"] != "old" {
@@ -367,3 +371,27 @@ func TestLRUSize(t *testing.T) {
 }
 
 var errSourceDown = errors.New("source down")
+
+// TestSlowRetransmission: a client retransmitting less often than the TTL
+// gets the answer fetched for it, once, however stale; after that the
+// normal rules apply again.
+func TestSlowRetransmission(t *testing.T) {
+	src := newFake()
+	src.set("01", map[string]string{"p": "a"})
+	c, clk := newCache(t, Config{TTL: 3 * time.Second, MaxStale: time.Hour}, src)
+	if r := c.Lookup("01", fieldsOf("01")); r.State != Pending {
+		t.Fatalf("first: %+v", r)
+	}
+	settle(t, c)
+	clk.add(16 * time.Second) // the client's next Solicit
+	if r := c.Lookup("01", fieldsOf("01")); r.State != Fresh || r.Values["p"] != "a" {
+		t.Fatalf("retransmission after the TTL: %+v, want the answer fetched for it", r)
+	}
+	if r := c.Lookup("01", fieldsOf("01")); r.State != Pending {
+		t.Fatalf("next packet, entry stale and used: %+v, want a refresh", r)
+	}
+	settle(t, c)
+	if n := src.count("01"); n != 2 {
+		t.Fatalf("%d queries, want 2", n)
+	}
+}
