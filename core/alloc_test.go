@@ -273,3 +273,26 @@ func activeOf(ts *testServer, duid []byte) []lease.Lease {
 	}
 	return out
 }
+
+func TestRenewRevokesLeaseNoLongerAcceptable(t *testing.T) {
+	ts := newTestServer(t, algConfig("[random]", ""))
+	old := ts.bindAddr(t, 1)
+	ts.SetRunner(&fakeRunner{refuse: netip.PrefixFrom(old, 128)})
+	rep := message(t, ts.exchange(t, newMsg(dhcpv6.MessageTypeRenew, 1, serverID(), iaNA(1, old.String()))))
+	as, _ := addrs(rep)
+	var revoked, fresh bool
+	for _, a := range as {
+		switch {
+		case mustAddr(t, a.IPv6Addr) == old:
+			revoked = a.ValidLifetime == 0
+		case a.ValidLifetime > 0:
+			fresh = true
+		}
+	}
+	if !revoked || !fresh {
+		t.Fatalf("want the refused lease with lifetime 0 and a new one: %v", rep.Summary())
+	}
+	if l, _ := ts.store.Get(netip.PrefixFrom(old, 128)); l.State != lease.Released {
+		t.Errorf("refused lease state %v", l.State)
+	}
+}

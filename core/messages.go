@@ -158,7 +158,7 @@ func (pc *pctx) bind(t dhcpv6.MessageType) *dhcpv6.Message {
 			continue
 		}
 		on, _ := pc.current(ia)
-		if len(on) > 0 {
+		if on = pc.stillAcceptable(r, ia, on); len(on) > 0 {
 			pc.extend(r, on)
 			continue
 		}
@@ -233,6 +233,25 @@ func (pc *pctx) extend(r *iaResp, ls []lease.Lease) {
 	}
 }
 
+// stillAcceptable runs check-lease-acceptable on the binding's current
+// leases and revokes (lifetime 0) those an extension refuses, e.g. after
+// the directory changed the client's prefix; it returns the leases kept.
+func (pc *pctx) stillAcceptable(r *iaResp, ia *iaReq, ls []lease.Lease) []lease.Lease {
+	if len(ls) == 0 || !pc.has(hooks.CheckLeaseAcceptable) {
+		return ls
+	}
+	kept := ls[:0:0]
+	for _, l := range ls {
+		p := pc.link.prefixOf(l.Kind, l.Prefix)
+		if pc.acceptable(p, ia, l.Prefix) {
+			kept = append(kept, l)
+		} else if !pc.dropped {
+			pc.revoke(r, l)
+		}
+	}
+	return kept
+}
+
 // revoke tells the client to stop using l (lifetimes 0) and frees it.
 func (pc *pctx) revoke(r *iaResp, l lease.Lease) {
 	r.grants = append(r.grants, grant{prefix: l.Prefix})
@@ -278,6 +297,9 @@ func (pc *pctx) renew(rebind bool) *dhcpv6.Message {
 			said = true
 		}
 		if len(on) > 0 {
+			said = true
+		}
+		if on = pc.stillAcceptable(r, ia, on); len(on) > 0 {
 			pc.extend(r, on)
 			said = true
 			continue
