@@ -1,6 +1,8 @@
 # hook6 — build, run and test. `make test` is what CI runs (.ci/run).
 #
 #   make build   bin/hook6d and bin/hook6ctl
+#   make plugins the example plugins, built and packed into bin/plugins
+#   make generate  the plugin protocol's gRPC code, from its .proto
 #   make run     build, then serve with the embedded default config (state and
 #                control socket under ./var; port 547 needs root)
 #   make test    install the Debian packages the tests need when missing, then
@@ -18,10 +20,22 @@ DEBS := isc-dhcp-client dhcpcd-base wide-dhcpv6-client isc-dhcp-relay \
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run deps test vet unit e2e lint clean
+.PHONY: build run deps test vet unit e2e lint clean plugins generate
 
 build:
 	$(GO) build -o bin/ ./cmd/...
+
+# The example plugins, built and packed as an operator would install them:
+# bin/plugins/NAME-VERSION-OS-ARCH.tar.gz for `hook6ctl plugin install`.
+plugins: build
+	mkdir -p bin/plugins
+	$(GO) build -o bin/plugins/remoteid-prefix ./examples/plugins/remoteid-prefix
+	bin/hook6ctl plugin pack bin/plugins/remoteid-prefix --name remoteid-prefix --version 1.0.0 --out bin/plugins
+
+# Regenerates the plugin protocol's Go code from hooks/plugin/proto/extension.proto
+# (needs protoc: apt-get install -y protobuf-compiler).
+generate:
+	$(GO) generate ./hooks/plugin/proto
 
 run: build
 	mkdir -p var
