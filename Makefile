@@ -44,7 +44,7 @@ run: build
 # Installs only when a package is missing, so reruns cost a dpkg query.
 deps:
 	@missing=(); for p in $(DEBS); do \
-		dpkg -s "$$p" >/dev/null 2>&1 || missing+=("$$p"); \
+		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$$p"); \
 	done; \
 	if [ $${#missing[@]} -eq 0 ]; then \
 		echo "deps: all Debian packages present"; \
