@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"time"
 
@@ -142,18 +143,19 @@ type Hook6d struct {
 func (l *Lab) StartHook6d(ns *Netns, bins Binaries, cfg Config) *Hook6d {
 	l.t.Helper()
 	d := &Hook6d{lab: l, ns: ns, bins: bins}
+	name := l.unique("hook6d-" + ns.Name)
 	if cfg.Server.StateDir == "" {
 		cfg.Server.StateDir = l.MkdirTemp("hook6-state-")
 	}
 	if cfg.Control.Socket == "" {
-		cfg.Control.Socket = l.Path(fmt.Sprintf("hook6-%s.sock", ns.Name))
+		cfg.Control.Socket = filepath.Join(l.shortDir(), "control.sock")
 	}
 	d.StateDir, d.Socket = cfg.Server.StateDir, cfg.Control.Socket
 	y, err := cfg.YAML()
 	if err != nil {
 		l.t.Fatalf("lab: %v", err)
 	}
-	d.ConfigPath = l.WriteFile(fmt.Sprintf("hook6d-%s.yaml", ns.Name), y, 0o644)
+	d.ConfigPath = l.WriteFile(name+".yaml", y, 0o644)
 	d.Start()
 	return d
 }

@@ -65,6 +65,19 @@ func (l *Lab) unique(base string) string {
 	return fmt.Sprintf("%s-%d", base, l.seq)
 }
 
+// shortDir makes a directory with a short path (unix socket paths are
+// limited to 108 bytes; test temp dirs can be longer), removed in the
+// test's cleanup.
+func (l *Lab) shortDir() string {
+	l.t.Helper()
+	d, err := os.MkdirTemp("", "h6-")
+	if err != nil {
+		l.t.Fatalf("lab: %v", err)
+	}
+	l.t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
 // WriteFile writes a file in the lab's directory and returns its path.
 func (l *Lab) WriteFile(name string, data []byte, mode os.FileMode) string {
 	l.t.Helper()
