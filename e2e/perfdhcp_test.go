@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -48,5 +49,39 @@ func TestPerfdhcpExchanges(t *testing.T) {
 	c := x.cli.Client6(cliIf)
 	if _, err := c.Solicit(ctx, false); err != nil {
 		t.Fatalf("no answer after the load: %v", err)
+	}
+}
+
+// perfdhcp -e address-and-prefix: every client gets an address and a /56,
+// no prefix is delegated twice.
+func TestPerfdhcpAddressAndPrefix(t *testing.T) {
+	x := newDirect(t, nil)
+	ctx := timeout(t, 60*time.Second)
+	res, err := x.cli.Perfdhcp(ctx, lab.PerfOptions{Iface: cliIf, Rate: 300, Clients: 1000000, Duration: 3 * time.Second,
+		Extra: []string{"-e", "address-and-prefix"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("perfdhcp: %.0f exchanges/s; %+v", res.Rate, res.Exchanges)
+	rr := res.Exchanges["REQUEST-REPLY"]
+	if rr.Received < 500 || rr.DropsRatio > 1 || rr.RejectedLeases != 0 || rr.NonUnique != 0 {
+		t.Fatalf("REQUEST-REPLY %+v: want 500+ Replies, under 1%% drops, none rejected or repeated", rr)
+	}
+	prefixes := map[netip.Prefix]bool{}
+	addrs := 0
+	for _, l := range leases(t, x.d) {
+		switch {
+		case l.State != "leased":
+		case l.Kind == "pd" && l.Prefix.Bits() == 56 && lanPD.Contains(l.Prefix.Addr()):
+			if prefixes[l.Prefix] {
+				t.Errorf("prefix %v delegated twice", l.Prefix)
+			}
+			prefixes[l.Prefix] = true
+		case l.Kind == "na" && lanRange.Contains(l.Prefix.Addr()):
+			addrs++
+		}
+	}
+	if len(prefixes) < rr.Received || addrs < rr.Received {
+		t.Errorf("%d prefixes and %d addresses leased after %d Replies to distinct clients", len(prefixes), addrs, rr.Received)
 	}
 }
