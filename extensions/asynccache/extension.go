@@ -54,6 +54,7 @@ type Extension struct {
 	name     string
 	opt      Options
 	lookupAt uint16 // bit p set: look up at point p
+	answered string // env key marking a packet that got its answer
 	keyer    keyer
 	cache    *Cache
 	src      Source
@@ -70,7 +71,8 @@ func NewExtension(name string, opt Options, cache *Cache, src Source) (*Extensio
 	if len(opt.Fields) == 0 {
 		return nil, fmt.Errorf("async cache %s: no client fields to key the cache on", name)
 	}
-	x := &Extension{name: name, opt: opt, keyer: newKeyer(opt.Fields), cache: cache, src: src}
+	x := &Extension{name: name, opt: opt, keyer: newKeyer(opt.Fields), cache: cache, src: src,
+		answered: "async-cache." + name + ".answered"}
 	if err := x.choosePoints(); err != nil {
 		return nil, fmt.Errorf("async cache %s: %w", name, err)
 	}
@@ -174,8 +176,12 @@ func (x *Extension) prefixInScope(c *hooks.Context) bool {
 // packet as pending.
 func (x *Extension) lookup(c *hooks.Context) error {
 	env := c.Env
-	if env.IsTrue(x.opt.Flag) {
-		return nil // already pending (another IA of this packet)
+	if env.IsTrue(x.opt.Flag) || env.IsTrue(x.answered) {
+		// Already pending, or already answered: a packet is looked up once
+		// (generate-lease and check-lease-acceptable may both run, for
+		// several IAs), so it cannot find its fresh answer stale a moment
+		// later.
+		return nil
 	}
 	if len(x.opt.Links) > 0 && !slices.Contains(x.opt.Links, env.Value(hooks.KeyLink)) {
 		return nil
@@ -204,6 +210,11 @@ func (x *Extension) lookup(c *hooks.Context) error {
 	for k, v := range r.Values {
 		if err := env.Set(k, v); err != nil {
 			return fmt.Errorf("async cache %s: %w", x.name, err)
+		}
+	}
+	if x.lookupAt&(1<<hooks.GenerateLease|1<<hooks.CheckLeaseAcceptable) != 0 {
+		if err := env.Set(x.answered, "true"); err != nil {
+			return err
 		}
 	}
 	return x.setFound(env, r.Found)

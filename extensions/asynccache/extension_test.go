@@ -207,3 +207,33 @@ func TestExtensionCheckLeaseAcceptable(t *testing.T) {
 		t.Fatalf("renewal on another prefix: dropped %v env %v", dropped, env.Map())
 	}
 }
+
+// TestExtensionOneLookupPerPacket: generate-lease then
+// check-lease-acceptable in one packet use one answer, even when it was
+// fetched after the TTL ran out for a slow client.
+func TestExtensionOneLookupPerPacket(t *testing.T) {
+	src := newFake()
+	src.set("01", map[string]string{"ext.prefix": "2001:db8:8000:100::/56"})
+	x := build(t, map[string]string{"key-fields": "duid", "prefixes": "lan-pd", "ttl": "1ns"},
+		[]hooks.Point{hooks.GenerateLease, hooks.CheckLeaseAcceptable, hooks.PrePacketEncode}, src)
+	ch := chainOf(t, x)
+	solicit := func() bool {
+		env := hooks.NewEnv()
+		env.SetServer(hooks.KeyClientDUID, "01")
+		alloc := &hooks.Allocation{IA: hooks.IA{Type: hooks.IAPD, IAID: 1}, PrefixName: "lan-pd",
+			From: netip.MustParsePrefix("2001:db8:8000::/40"), Length: 56}
+		for _, p := range []hooks.Point{hooks.GenerateLease, hooks.CheckLeaseAcceptable, hooks.PrePacketEncode} {
+			if err := ch.Run(&hooks.Context{Point: p, Env: env, Allocation: alloc, Response: &hooks.Response{}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return env.IsTrue(hooks.KeyDrop)
+	}
+	if !solicit() {
+		t.Fatalf("first Solicit not dropped")
+	}
+	settle(t, x.Cache())
+	if solicit() {
+		t.Fatalf("retransmission dropped: %+v", x.Stats())
+	}
+}
