@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"time"
@@ -115,3 +116,33 @@ func (c *Client6) Solicit(ctx context.Context, pd bool) (*dhcpv6.Message, error)
 
 // Close closes the client's socket (it is also closed in the cleanup).
 func (c *Client6) Close() error { return c.conn.Close() }
+
+// Collect returns every message that arrives within d.
+func (c *Client6) Collect(d time.Duration) ([]*dhcpv6.Message, error) {
+	if err := c.conn.SetReadDeadline(time.Now().Add(d)); err != nil {
+		return nil, fmt.Errorf("set read deadline: %w", err)
+	}
+	var ms []*dhcpv6.Message
+	buf := make([]byte, 65536)
+	for {
+		n, _, err := c.conn.ReadFromUDP(buf)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return ms, nil
+		}
+		if err != nil {
+			return ms, fmt.Errorf("receive: %w", err)
+		}
+		if m, err := dhcpv6.MessageFromBytes(buf[:n]); err == nil {
+			ms = append(ms, m)
+		}
+	}
+}
+
+// SendRawTo sends b as one UDP datagram to addr port 547 (unicast).
+func (c *Client6) SendRawTo(b []byte, addr netip.Addr) error {
+	dst := &net.UDPAddr{IP: addr.AsSlice(), Port: dhcpv6.DefaultServerPort, Zone: c.dst.Zone}
+	if _, err := c.conn.WriteToUDP(b, dst); err != nil {
+		return fmt.Errorf("send %d bytes to %v: %w", len(b), dst, err)
+	}
+	return nil
+}
