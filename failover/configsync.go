@@ -294,6 +294,9 @@ func MergeConfig(local, pushed []byte, exact bool) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding the merged configuration: %w", err)
 	}
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		b = append(b, '\n')
+	}
 	return b, nil
 }
 

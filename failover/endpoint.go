@@ -216,8 +216,22 @@ func (e *Endpoint) restore() error {
 	return nil
 }
 
-// SetLayout swaps in the prefixes of a new configuration.
-func (e *Endpoint) SetLayout(lo *Layout) { e.layout.Store(lo) }
+// SetLayout swaps in the prefixes of a new configuration. In NORMAL the
+// delegation pools are rebalanced at once (the secondary asks with
+// POOLREQ), so new pools are split without waiting for a reconnection.
+func (e *Endpoint) SetLayout(lo *Layout) {
+	e.layout.Store(lo)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.p.State != Normal || !e.commOK {
+		return
+	}
+	if e.cfg.Role == Secondary {
+		e.sendLocked(&Message{Type: MsgPoolReq, TxID: e.nextTxIDLocked()})
+		return
+	}
+	e.rebalanceLocked()
+}
 
 // State returns the current endpoint state.
 func (e *Endpoint) State() State { return State(e.cur.Load()) }

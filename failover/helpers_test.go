@@ -3,6 +3,7 @@ package failover
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -298,10 +299,44 @@ func (p *pair) waitSame(t testing.TB, timeout time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("databases differ after %s:\nprimary   %v\nsecondary %v", timeout, a, b)
+			t.Fatalf("databases differ after %s (%d and %d leases):\n%s", timeout, len(a), len(b), viewDiff(a, b))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// viewDiff lists the leases the two views disagree on.
+func viewDiff(a, b []leaseView) string {
+	ma, mb := map[netip.Prefix]leaseView{}, map[netip.Prefix]leaseView{}
+	for _, v := range a {
+		ma[v.Prefix] = v
+	}
+	for _, v := range b {
+		mb[v.Prefix] = v
+	}
+	var out []string
+	show := func(v leaseView, ok bool) string {
+		if !ok {
+			return "none"
+		}
+		return fmt.Sprintf("%x/%d %s exp %d", v.DUID, v.IAID, v.State, v.Expires)
+	}
+	for p, x := range ma {
+		y, ok := mb[p]
+		if !ok || !equalViews([]leaseView{x}, []leaseView{y}) {
+			out = append(out, fmt.Sprintf("%s: primary %s, secondary %s", p, show(x, true), show(y, ok)))
+		}
+	}
+	for p, y := range mb {
+		if _, ok := ma[p]; !ok {
+			out = append(out, fmt.Sprintf("%s: primary none, secondary %s", p, show(y, true)))
+		}
+	}
+	sort.Strings(out)
+	if len(out) > 12 {
+		out = append(out[:12], fmt.Sprintf("… and %d more", len(out)-12))
+	}
+	return strings.Join(out, "\n")
 }
 
 func equalViews(a, b []leaseView) bool {

@@ -14,7 +14,7 @@ import (
 // clients: when it is back, both databases hold every lease, and no
 // address was given to two clients.
 func TestLinkCutUnderLoad(t *testing.T) {
-	p := newPair(t, pairOpts{noSync: true, viaProxy: true, maxUnacked: 16})
+	p := newPair(t, pairOpts{noSync: true, viaProxy: true, maxUnacked: 16, mclt: time.Minute})
 	p.start()
 	p.waitNormal(t, 10*time.Second)
 
@@ -77,7 +77,7 @@ func TestLinkCutUnderLoad(t *testing.T) {
 // queue marks a rescan, and the store is compared with what the partner
 // holds once the link is back.
 func TestQueueOverflowLosesNothing(t *testing.T) {
-	p := newPair(t, pairOpts{noSync: true, viaProxy: true, queue: 4})
+	p := newPair(t, pairOpts{noSync: true, viaProxy: true, queue: 4, mclt: time.Minute})
 	p.start()
 	p.waitNormal(t, 10*time.Second)
 	p.proxy.setCut(true)

@@ -214,6 +214,13 @@ func (e *Endpoint) onPoolReq(c *conn, m *Message) {
 		return
 	}
 	c.send(&Message{Type: MsgPoolResp, TxID: m.TxID})
+	e.mu.Lock()
+	e.rebalanceLocked()
+	e.mu.Unlock()
+}
+
+// rebalanceLocked queues the block hand-overs that restore the split.
+func (e *Endpoint) rebalanceLocked() {
 	moves := e.pools.rebalance(e.layout.Load(), e.store, e.now())
 	for _, mv := range moves {
 		if mv.status == bsFreeBackup {
