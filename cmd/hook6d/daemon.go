@@ -31,6 +31,7 @@ type daemon struct {
 	listener *core.Listener
 	control  *control.Server
 	exts     *extensionSet
+	fo       *failoverSide // nil without a failover section
 
 	mu  sync.Mutex // serialises reloads
 	cfg *config.Config
@@ -53,7 +54,13 @@ func start(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Lo
 		return nil, fmt.Errorf("opening lease store: %w", err)
 	}
 	d.store = store
-	d.srv, err = core.New(cfg, core.Options{Store: store, Logger: log, ServerDUID: duid})
+	if d.fo, err = newFailover(d, cfg, store, log); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("failover: %w", err)
+	}
+	opts := core.Options{Store: store, Logger: log, ServerDUID: duid}
+	d.fo.engineOptions(&opts)
+	d.srv, err = core.New(cfg, opts)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -64,7 +71,7 @@ func start(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Lo
 		store.Close()
 		return nil, fmt.Errorf("loading extensions: %w", err)
 	}
-	d.srv.SetRunner(runner)
+	d.srv.SetRunner(d.fo.wrap(runner))
 	d.exts.use(runner)
 	d.listener, err = core.Listen(cfg.Server.Listen, cfg.Server.Interfaces)
 	if err != nil {
@@ -73,6 +80,7 @@ func start(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Lo
 	}
 	d.control = control.NewServer(d, log)
 	d.exts.routes(d.control)
+	d.fo.routes(d.control)
 	log.Info("hook6d started", "version", version, "config", cfg.File, "listen", d.listener.LocalAddr(),
 		"interfaces", cfg.Server.Interfaces, "leases", store.Len(), "server-duid", control.FormatDUID(duid))
 	return d, nil
@@ -86,6 +94,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	go d.fo.run(ctx, cancel)
 	go d.srv.Reclaim(ctx, 10*time.Second)
 	wg.Add(1)
 	go func() {
@@ -101,6 +110,9 @@ func (d *daemon) serve(ctx context.Context) error {
 	err := d.listener.Serve(ctx, d.srv, d.cfg.Server.Workers)
 	cancel()
 	wg.Wait()
+	if ferr := d.fo.wait(); err == nil {
+		err = ferr
+	}
 	d.log.Info("hook6d stopped")
 	return err
 }
@@ -153,10 +165,11 @@ func (d *daemon) Reload() error {
 	if err := d.listener.Join(cfg.Server.Interfaces); err != nil {
 		d.log.Warn("joining multicast on new interfaces", "err", err)
 	}
-	old := d.srv.Runner()
-	d.srv.SetRunner(runner)
+	old := unwrapRunner(d.srv.Runner())
+	d.srv.SetRunner(d.fo.wrap(runner))
 	d.exts.use(runner)
 	d.exts.discard(old)
+	d.fo.reload(d.cfg, cfg)
 	d.cfg = cfg
 	d.log.Info("config reloaded", "config", cfg.File)
 	return nil
@@ -171,6 +184,7 @@ func (d *daemon) Status() control.Status {
 		Version: version, UptimeSeconds: int64(time.Since(d.started).Seconds()),
 		ServerDUID: control.FormatDUID(d.srv.ServerDUID()), ConfigFile: cfg.File,
 		Interfaces: cfg.Server.Interfaces, Links: len(cfg.Links), Leases: d.store.Len(),
+		Failover: d.fo.stateName(),
 	}
 }
 
@@ -203,9 +217,13 @@ func (d *daemon) DeleteLeases(ctx context.Context, within netip.Prefix) (int, er
 // Stats implements control.Backend.
 func (d *daemon) Stats() map[string]any {
 	st := d.store.Stats()
-	return map[string]any{
+	m := map[string]any{
 		"packets":    d.srv.Stats().Snapshot(),
 		"leases":     st,
 		"extensions": d.exts.stats(),
 	}
+	if fs, ok := d.fo.stats(); ok {
+		m["failover"] = fs
+	}
+	return m
 }
