@@ -37,6 +37,7 @@ var commandGroups = []func(*app) *cobra.Command{
 	newLeaseCmd,
 	newReloadCmd,
 	newStatsCmd,
+	newFailoverCmd,
 	newPluginCmd,
 	newScriptCmd,
 }
