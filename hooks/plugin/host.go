@@ -30,6 +30,10 @@ var ErrUnavailable = errors.New("plugin is not running (restarting)")
 // watchEvery is how often a running plugin's process is checked.
 const watchEvery = 50 * time.Millisecond
 
+// stopGrace is how long a plugin being stopped may take to exit by itself
+// before it is killed.
+const stopGrace = 2 * time.Second
+
 // Options configure one plugin extension.
 type Options struct {
 	// Name of the extension instance, for logs and Name(); default the
@@ -122,6 +126,7 @@ type Extension struct {
 // instance is one started plugin process.
 type instance struct {
 	client  *goplugin.Client
+	cmd     *exec.Cmd
 	rpc     pb.ExtensionClient
 	pid     int
 	points  []hooks.Point
@@ -142,7 +147,7 @@ func Open(ctx context.Context, o Options) (*Extension, error) {
 		return nil, err
 	}
 	if e.points, err = choosePoints(o.Name, inst.points, o.Points); err != nil {
-		inst.client.Kill()
+		inst.stop(stopGrace)
 		return nil, err
 	}
 	for _, p := range e.points {
@@ -195,7 +200,7 @@ func Inspect(ctx context.Context, path string) ([]hooks.Point, error) {
 	if err != nil {
 		return nil, err
 	}
-	inst.client.Kill()
+	inst.stop(stopGrace)
 	return inst.points, nil
 }
 
@@ -252,9 +257,10 @@ func (e *Extension) start(ctx context.Context, init bool) (*instance, error) {
 	client := goplugin.NewClient(cfg)
 	inst, err := e.connect(ctx, client, timeout, init)
 	if err != nil {
-		client.Kill()
+		stopProcess(client, cmd, stopGrace)
 		return nil, e.startError(err)
 	}
+	inst.cmd = cmd
 	return inst, nil
 }
 
@@ -477,7 +483,7 @@ func (e *Extension) nextBackoff() time.Duration {
 
 func (e *Extension) restart(old *instance, wait time.Duration) {
 	defer e.wg.Done()
-	old.client.Kill()
+	old.stop(0) // it failed: no graceful stop to wait for
 	for attempt := 1; ; attempt++ {
 		t := time.NewTimer(wait)
 		select {
@@ -492,7 +498,7 @@ func (e *Extension) restart(old *instance, wait time.Duration) {
 				e.install(inst, attempt)
 				return
 			}
-			inst.client.Kill()
+			inst.stop(stopGrace)
 		}
 		e.mu.Lock()
 		wait = e.nextBackoff()
@@ -506,7 +512,7 @@ func (e *Extension) install(inst *instance, attempt int) {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
-		inst.client.Kill()
+		inst.stop(stopGrace)
 		return
 	}
 	e.inst = inst
@@ -514,6 +520,35 @@ func (e *Extension) install(inst *instance, attempt int) {
 	e.watch(inst)
 	e.mu.Unlock()
 	e.log.Info("plugin restarted", "pid", inst.pid, "attempt", attempt)
+}
+
+// stop ends the instance's process: see stopProcess.
+func (inst *instance) stop(grace time.Duration) { stopProcess(inst.client, inst.cmd, grace) }
+
+// stopProcess asks the plugin to exit and kills it if it has not after
+// grace (at once when grace is 0). go-plugin's Kill waits for the answer
+// to its shutdown request without a deadline, so a plugin that is frozen
+// (stopped, deadlocked, swapped out) would hold it, and whoever stops the
+// plugin, for ever; killing the process ends that wait.
+func stopProcess(client *goplugin.Client, cmd *exec.Cmd, grace time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		client.Kill()
+	}()
+	if grace > 0 {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+	}
+	if cmd.Process != nil {
+		_ = cmd.Process.Kill()
+	}
+	<-done
 }
 
 // Close stops the plugin process (gracefully, then by force after 2s) and
@@ -530,7 +565,7 @@ func (e *Extension) Close() error {
 	e.mu.Unlock()
 	e.cancel()
 	if inst != nil {
-		inst.client.Kill()
+		inst.stop(stopGrace)
 	}
 	e.wg.Wait()
 	return nil

@@ -282,6 +282,39 @@ func TestHangReturnsByTheDeadlineAndRestarts(t *testing.T) {
 	waitRunning(t, e, pid)
 }
 
+// A frozen process (SIGSTOP) answers nothing, not even go-plugin's
+// shutdown request: calls still end by their deadline, the plugin is
+// replaced, and Close does not wait for it for ever.
+func TestFrozenProcessIsReplaced(t *testing.T) {
+	e := openFault(t, Options{FaultRestart: 2})
+	pid := e.PID()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	for i := 0; i < 2; i++ {
+		if _, err := call(e, hooks.GenerateLease, "", 100*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("call %d to a frozen plugin: %v", i, err)
+		}
+	}
+	newPID := waitRunning(t, e, pid)
+	if alive(pid) {
+		t.Fatalf("frozen plugin %d still there after its replacement %d", pid, newPID)
+	}
+	if err := syscall.Kill(newPID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(newPID, syscall.SIGKILL) })
+	start := time.Now()
+	e.Close()
+	if took := time.Since(start); took > 2*stopGrace {
+		t.Fatalf("Close of a frozen plugin took %v", took)
+	}
+	if alive(newPID) {
+		t.Fatalf("frozen plugin %d still there after Close", newPID)
+	}
+}
+
 func TestGarbageRestarts(t *testing.T) {
 	e := openFault(t, Options{})
 	pid := e.PID()
