@@ -19,6 +19,18 @@ var allDHCP = net.ParseIP("ff02::1:2")
 // batch is how many datagrams one recvmmsg/sendmmsg call moves at most.
 const batch = 64
 
+// queuePerWorker bounds the packets waiting for a worker. A short queue
+// is what keeps an overloaded server fast: a packet that would wait
+// behind thousands of others is dropped on arrival, cheaply, instead of
+// being answered after its client has given up on it.
+const queuePerWorker = 4
+
+// maxQueueWait is how long a packet may wait for a worker before it is
+// dropped unhandled: its client has retransmitted (RFC 8415's first
+// retransmission comes after 1 s, less jitter) or moved on by then, and
+// answering it would only delay fresher packets.
+const maxQueueWait = 500 * time.Millisecond
+
 // Listener is the server's UDP socket: it joins ff02::1:2 on the served
 // interfaces, learns each datagram's arrival interface and destination
 // from IPV6_PKTINFO, and answers out of the interface a request came in on.
@@ -91,9 +103,10 @@ func (l *Listener) ifName(index int) string {
 
 // job is one received datagram on its way to a worker.
 type job struct {
-	pkt     Packet
-	ifindex int
-	buf     []byte
+	pkt      Packet
+	ifindex  int
+	buf      []byte
+	received time.Time
 }
 
 // Serve reads datagrams, hands them to workers running s.Handle, and sends
@@ -102,7 +115,7 @@ func (l *Listener) Serve(ctx context.Context, s *Server, workers int) error {
 	if workers < 1 {
 		workers = 1
 	}
-	jobs := make(chan *job, workers*64)
+	jobs := make(chan *job, workers*queuePerWorker)
 	// Packets already read are finished (committed and answered) even
 	// while shutting down: only reading stops with ctx.
 	work := context.WithoutCancel(ctx)
@@ -158,8 +171,10 @@ func (l *Listener) read(ctx context.Context, s *Server, jobs chan<- *job, bufs *
 			}
 			return fmt.Errorf("reading: %w", err)
 		}
+		now := time.Now()
 		for i := 0; i < n; i++ {
 			j := l.toJob(&msgs[i])
+			j.received = now
 			select {
 			case jobs <- j:
 				msgs[i].Buffers = nil // the worker owns the buffer now
@@ -188,6 +203,11 @@ func (l *Listener) toJob(m *ipv6.Message) *job {
 }
 
 func (l *Listener) work(ctx context.Context, s *Server, j *job) {
+	if time.Since(j.received) > maxQueueWait {
+		s.stats.received.Add(1)
+		s.stats.Drop(DropOverload)
+		return
+	}
 	out := s.Handle(ctx, &j.pkt)
 	if out == nil {
 		return

@@ -19,7 +19,7 @@ const (
 	DropStore        = "store-error"     // the lease could not be made durable
 	DropNoAnswer     = "nothing-to-send" // e.g. Confirm that cannot be judged, Rebind with nothing to say
 	DropHopLimit     = "hop-limit"       // too many relay layers
-	DropOverload     = "overload"        // receive queue full
+	DropOverload     = "overload"        // receive queue full, or waited too long in it
 )
 
 var dropReasons = []string{DropMalformed, DropNotForServer, DropUnknownType, DropInvalid, DropNotOurs,

@@ -439,13 +439,15 @@ func (s *BoltStore) Close() error {
 	return nil
 }
 
-// boltLogger passes bbolt's messages to slog.
+// boltLogger passes bbolt's messages to slog: its per-transaction debug
+// lines are dropped (they bury the server's own at debug level), its
+// routine information goes to debug, warnings and errors stay.
 type boltLogger struct{ l *slog.Logger }
 
-func (b boltLogger) Debug(v ...any)              { b.l.Debug(fmt.Sprint(v...)) }
-func (b boltLogger) Debugf(f string, v ...any)   { b.l.Debug(fmt.Sprintf(f, v...)) }
-func (b boltLogger) Info(v ...any)               { b.l.Info(fmt.Sprint(v...)) }
-func (b boltLogger) Infof(f string, v ...any)    { b.l.Info(fmt.Sprintf(f, v...)) }
+func (b boltLogger) Debug(...any)                {}
+func (b boltLogger) Debugf(string, ...any)       {}
+func (b boltLogger) Info(v ...any)               { b.l.Debug(fmt.Sprint(v...)) }
+func (b boltLogger) Infof(f string, v ...any)    { b.l.Debug(fmt.Sprintf(f, v...)) }
 func (b boltLogger) Warning(v ...any)            { b.l.Warn(fmt.Sprint(v...)) }
 func (b boltLogger) Warningf(f string, v ...any) { b.l.Warn(fmt.Sprintf(f, v...)) }
 func (b boltLogger) Error(v ...any)              { b.l.Error(fmt.Sprint(v...)) }
