@@ -48,9 +48,15 @@ func (e *extensionSet) build(cfg *config.Config) (hooks.Runner, error) {
 // pluginFactory starts installed plugins from the config's plugin dir.
 func pluginFactory(cfg *config.Config, log *slog.Logger) extensions.PluginFactory {
 	return func(ctx context.Context, spec *config.Extension, points []hooks.Point) (hooks.Extension, error) {
-		return plugin.OpenInstalled(ctx, cfg.Plugins.Dir, spec.Plugin, plugin.Options{
+		e, err := plugin.OpenInstalled(ctx, cfg.Plugins.Dir, spec.Plugin, plugin.Options{
 			Name: spec.Name, Args: spec.InitArgs, Points: points, Logger: log,
 		})
+		if err != nil {
+			// Not e: a nil *plugin.Extension in a hooks.Extension is not a
+			// nil interface, and the caller would close it.
+			return nil, err
+		}
+		return e, nil
 	}
 }
 
