@@ -91,9 +91,9 @@ func (pc *pctx) handle() ([]byte, string) {
 			return nil, DropExtension
 		}
 	}
-	mu := pc.s.clientLock(pc.duid)
-	mu.Lock()
-	defer mu.Unlock()
+	// One client's messages are handled one at a time, so that a
+	// retransmission racing its original cannot create two bindings.
+	defer pc.s.clients.lock(pc.duid)()
 	reply := pc.dispatch()
 	if pc.dropped {
 		return nil, DropExtension

@@ -10,11 +10,9 @@ package core
 import (
 	"context"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"net/netip"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -58,8 +56,7 @@ type Server struct {
 	runner   atomic.Pointer[runnerBox]
 	claims   *claims
 	stats    *Stats
-	seed     maphash.Seed
-	locks    [256]sync.Mutex
+	clients  keyLocks
 	hostname string
 }
 
@@ -79,7 +76,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, stats: newStats(), seed: maphash.MakeSeed()}
+	s := &Server{opts: opts, stats: newStats()}
 	s.hostname, _ = os.Hostname()
 	s.claims = newClaims(opts.Store, opts.Now, maxClaims)
 	if err := s.Reload(cfg); err != nil {
@@ -116,12 +113,6 @@ func (s *Server) Store() lease.Store { return s.opts.Store }
 
 // ServerDUID returns the server's DUID.
 func (s *Server) ServerDUID() []byte { return s.opts.ServerDUID }
-
-// clientLock serialises the handling of one client's messages, so that a
-// retransmission racing its original cannot create two bindings.
-func (s *Server) clientLock(duid []byte) *sync.Mutex {
-	return &s.locks[maphash.Bytes(s.seed, duid)%uint64(len(s.locks))]
-}
 
 // Reclaim runs until ctx ends, removing leases whose lifetime has passed
 // (and declined addresses whose quarantine has ended) every interval.
