@@ -145,7 +145,7 @@ func (e *Endpoint) OnCommit(ls []lease.Lease) {
 			continue
 		}
 		if l.State == lease.Expired {
-			e.meta.putTomb(&l) // removed from the store: keep it until acknowledged
+			e.rep.keepTomb(l) // removed from the store: keep it until acknowledged
 		}
 		e.rep.push(l, now)
 	}

@@ -18,6 +18,10 @@ const handshakeTimeout = 10 * time.Second
 // stops reading fills it and the connection is dropped.
 const sendQueue = 4096
 
+// appliers is how many batches of received BNDUPDs are applied at once
+// (one is resolved while another commits).
+const appliers = 2
+
 // contactsPerKeepalive is FO_CONTACT_PER_KEEPALIVE_TIME (§6.5).
 const contactsPerKeepalive = 4
 
@@ -49,7 +53,7 @@ type conn struct {
 	mu      sync.Mutex
 	failure error
 	wg      sync.WaitGroup
-	updSem  chan struct{} // bounds the BNDUPDs being applied at once
+	upd     chan *Message // received BNDUPDs, for the appliers
 }
 
 type outMsg struct {
@@ -59,7 +63,7 @@ type outMsg struct {
 
 func newConn(e *Endpoint, nc net.Conn, br *bufio.Reader) *conn {
 	return &conn{e: e, nc: nc, br: br, remote: nc.RemoteAddr().String(), out: make(chan outMsg, sendQueue),
-		done: make(chan struct{}), updSem: make(chan struct{}, max(1, e.cfg.MaxUnacked))}
+		done: make(chan struct{}), upd: make(chan *Message, max(1, e.cfg.MaxUnacked))}
 }
 
 // writeNow writes one message directly (only during the handshake, before
@@ -260,9 +264,12 @@ func (e *Endpoint) serverHandshake(nc net.Conn) (*conn, error) {
 
 // run serves the connection until it fails or ctx ends.
 func (c *conn) run(ctx context.Context) {
-	c.wg.Add(2)
+	c.wg.Add(2 + appliers)
 	go func() { defer c.wg.Done(); c.writer() }()
 	go func() { defer c.wg.Done(); c.reader() }()
+	for range appliers {
+		go func() { defer c.wg.Done(); c.e.applier(c) }()
+	}
 	select {
 	case <-c.done:
 	case <-ctx.Done():
@@ -422,17 +429,12 @@ func (c *conn) dispatch(m *Message) {
 	case MsgContact:
 		e.syncs.onContact(c, m)
 	case MsgBndUpd:
+		// Blocks when the partner exceeds the window we announced: the
+		// connection then pushes back (§6.1.1).
 		select {
-		case c.updSem <- struct{}{}:
+		case c.upd <- m:
 		case <-c.done:
-			return
 		}
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			defer func() { <-c.updSem }()
-			e.onBndUpd(c, m)
-		}()
 	case MsgBndReply:
 		e.rep.onReply(c, m)
 	case MsgUpdReq, MsgUpdReqAll:

@@ -590,3 +590,17 @@ func (p *proxy) setCut(cut bool) {
 }
 
 func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
+
+// open2WithoutFailover replaces the node's engine by one without failover
+// (the baseline of the exchange benchmark).
+func (n *node) open2WithoutFailover(t testing.TB) {
+	t.Helper()
+	c, err := config.Parse("test.yaml", []byte(n.yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.srv, err = core.New(c, core.Options{Store: n.store, ServerDUID: n.duid})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

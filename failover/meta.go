@@ -134,6 +134,11 @@ type meta struct {
 // dropped (see meta).
 const metaQueue = 1 << 16
 
+// metaFlushDelay is how long the background writer gathers writes into
+// one commit: one fsync every two seconds at most, so they do not compete with the
+// lease store's.
+const metaFlushDelay = 2 * time.Second
+
 func openMeta(path string, log *slog.Logger) (*meta, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true,
 		FreelistType: bolt.FreelistMapType})
@@ -160,10 +165,10 @@ func openMeta(path string, log *slog.Logger) (*meta, error) {
 // writer applies background writes in batches until ops is closed.
 func (m *meta) writer() {
 	defer close(m.done)
-	batch := make([]metaOp, 0, 4096)
+	batch := make([]metaOp, 0, 1<<16)
 	for op := range m.ops {
 		batch = append(batch[:0], op)
-		deadline := time.After(10 * time.Millisecond)
+		deadline := time.After(metaFlushDelay)
 	fill:
 		for len(batch) < cap(batch) {
 			select {

@@ -72,3 +72,44 @@ func TestStateOperations(t *testing.T) {
 		t.Fatalf("partner-down time after restart %v, want %v", got, at)
 	}
 }
+
+// A lease the primary's reclaimer removes at its expiry is removed from
+// the secondary by an EXPIRED update (not by the secondary's own clock).
+func TestExpiryReplicated(t *testing.T) {
+	clock := &testClock{}
+	p := newPair(t, pairOpts{noSync: true, clock: clock, mclt: time.Minute})
+	p.start()
+	p.waitNormal(t, 10*time.Second)
+	for c := range 5 {
+		p.pri.bind(c, c == 4)
+	}
+	p.waitSame(t, 5*time.Second)
+	clock.advance(3 * time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.pri.srv.Reclaim(ctx, 20*time.Millisecond)
+	waitFor(t, 5*time.Second, "the expired leases gone from both", func() bool {
+		return p.pri.store.Len() == 0 && p.sec.store.Len() == 0
+	})
+	if n := len(p.pri.ep.rep.acks.keys()); n != 0 {
+		t.Errorf("the primary still believes the partner holds %d leases", n)
+	}
+}
+
+// What the partner acknowledged survives a restart: nothing is sent
+// again for leases that did not change.
+func TestAcknowledgementsSurviveRestart(t *testing.T) {
+	p := newPair(t, pairOpts{noSync: true, mclt: time.Minute})
+	p.start()
+	p.waitNormal(t, 10*time.Second)
+	for c := range 10 {
+		p.pri.bind(c, false)
+	}
+	p.waitSame(t, 5*time.Second)
+	p.pri.restart(true)
+	p.waitNormal(t, 10*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	if n := p.pri.ep.Stats()["v6-binding-sent"].(uint64); n != 0 {
+		t.Errorf("the restarted primary sent %d bindings again", n)
+	}
+}

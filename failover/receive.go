@@ -11,49 +11,110 @@ import (
 // storeTimeout bounds the durable write of a received update.
 const storeTimeout = 30 * time.Second
 
-// onBndUpd applies a binding update and acknowledges it once it is durable
-// (§7.5).
-func (e *Endpoint) onBndUpd(c *conn, m *Message) {
-	now := e.now()
-	if data, ok := m.Options.Get(OptClientData); ok {
-		c.send(&Message{Type: MsgBndReply, TxID: m.TxID, Options: OptionList{e.applyClientData(data, now)}})
-		return
+// maxApplyBatch bounds the BNDUPDs stored in one commit.
+const maxApplyBatch = 512
+
+// applier stores the BNDUPDs received on c in batches: it takes what has
+// arrived, resolves every binding against the local leases, writes all
+// the accepted ones in one durable commit, and only then acknowledges
+// each BNDUPD (§7.5.2). The partner never has two updates of one lease
+// in flight, so the order inside a batch does not matter.
+func (e *Endpoint) applier(c *conn) {
+	batch := make([]*Message, 0, maxApplyBatch)
+	for {
+		select {
+		case <-c.done:
+			return
+		case m := <-c.upd:
+			batch = append(batch[:0], m)
+		}
+	fill:
+		for len(batch) < maxApplyBatch {
+			select {
+			case m := <-c.upd:
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		e.applyBatch(c, batch)
 	}
-	if data, ok := m.Options.Get(OptIAPrefix); ok {
-		c.send(&Message{Type: MsgBndReply, TxID: m.TxID, Options: OptionList{e.applyBlock(data, now)}})
-		return
-	}
-	c.send(&Message{Type: MsgBndReply, TxID: m.TxID,
-		Options: OptionList{OptStatus(StatusMissingBindingInformation, "BNDUPD without CLIENT_DATA or IAPREFIX")}})
 }
 
-// applyClientData resolves each address or prefix of a client's update
-// against the local lease, stores the accepted ones and returns the
-// BNDREPLY's CLIENT_DATA.
-func (e *Endpoint) applyClientData(data []byte, now time.Time) Option {
+// update is one received BNDUPD being applied.
+type update struct {
+	m       *Message
+	duid    []byte
+	items   []received
+	replies []replyItem
+	kept    []int // index in the batch's puts, -1: removed
+	reply   Option
+	done    bool // reply is final
+}
+
+func (e *Endpoint) applyBatch(c *conn, ms []*Message) {
+	now := e.now()
+	ups := make([]*update, len(ms))
+	var puts []lease.Lease
+	var dels []netip.Prefix
+	for i, m := range ms {
+		u := &update{m: m}
+		ups[i] = u
+		if data, ok := m.Options.Get(OptClientData); ok {
+			e.resolveClientData(u, data, now, &puts, &dels)
+			continue
+		}
+		u.done = true
+		if data, ok := m.Options.Get(OptIAPrefix); ok {
+			u.reply = e.applyBlock(data, now)
+		} else {
+			u.reply = OptStatus(StatusMissingBindingInformation, "BNDUPD without CLIENT_DATA or IAPREFIX")
+		}
+	}
+	err := e.storeBatch(puts, dels)
+	for _, u := range ups {
+		if !u.done {
+			u.reply = e.finishClientData(u, puts, err)
+		}
+		c.send(&Message{Type: MsgBndReply, TxID: u.m.TxID, Options: OptionList{u.reply}})
+	}
+}
+
+// storeBatch writes the accepted changes of a batch durably.
+func (e *Endpoint) storeBatch(puts []lease.Lease, dels []netip.Prefix) error {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := e.store.Put(ctx, puts...); err != nil {
+		return err
+	}
+	return e.store.Delete(ctx, dels...)
+}
+
+// resolveClientData decides each address or prefix of a client's update
+// against the local lease, adding the accepted changes to puts and dels.
+func (e *Endpoint) resolveClientData(u *update, data []byte, now time.Time, puts *[]lease.Lease, dels *[]netip.Prefix) {
 	duid, items, bad, msg := parseClientData(data, now)
+	u.duid = duid
 	if bad != 0 {
 		e.stats.rejected.Add(1)
-		return replyClientData(duid, nil, bad, msg)
+		u.reply, u.done = replyClientData(duid, nil, bad, msg), true
+		return
 	}
 	e.stats.received.Add(uint64(len(items)))
 	lo := e.layout.Load()
-	replies := make([]replyItem, len(items))
-	kept := make([]int, len(items)) // index in puts, -1: removed
-	var puts []lease.Lease
-	var dels []netip.Prefix
-	var accepted []int
+	u.items, u.replies, u.kept = items, make([]replyItem, len(items)), make([]int, len(items))
 	for i := range items {
 		it := &items[i]
-		replies[i] = replyItem{b: it.b}
+		u.replies[i] = replyItem{b: it.b, status: StatusUnspecFail}
+		u.kept[i] = -2 // rejected
 		if it.bad != 0 {
-			replies[i].status, replies[i].msg = it.bad, it.msg
+			u.replies[i].status, u.replies[i].msg = it.bad, it.msg
 			e.stats.rejected.Add(1)
 			continue
 		}
 		pfx, ok := lo.locate(it.b.Prefix, it.b.Kind)
 		if !ok {
-			replies[i].status, replies[i].msg = StatusConfigurationConflict, "not inside any configured prefix"
+			u.replies[i].status, u.replies[i].msg = StatusConfigurationConflict, "not inside any configured prefix"
 			e.stats.rejected.Add(1)
 			continue
 		}
@@ -67,7 +128,7 @@ func (e *Endpoint) applyClientData(data []byte, now time.Time) Option {
 		}
 		v := resolve(lp, fromPartner, &it.b, now, e.cfg.Role)
 		if !v.accept {
-			replies[i].status, replies[i].msg = v.status, v.msg
+			u.replies[i].status, u.replies[i].msg = v.status, v.msg
 			e.stats.rejected.Add(1)
 			if v.status == StatusAddressInUse {
 				e.stats.conflicts.Add(1)
@@ -79,59 +140,50 @@ func (e *Endpoint) applyClientData(data []byte, now time.Time) Option {
 			}
 			continue
 		}
-		kept[i] = -1
+		u.replies[i].status = StatusSuccess
+		u.kept[i] = -1
 		if l, keep := it.b.leaseOf(pfx.Link, pfx.Name); keep {
-			kept[i] = len(puts)
-			puts = append(puts, l)
+			u.kept[i] = len(*puts)
+			*puts = append(*puts, l)
 		} else if has {
-			dels = append(dels, it.b.Prefix)
-		}
-		accepted = append(accepted, i)
-	}
-	if len(puts) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-		err := e.store.Put(ctx, puts...)
-		cancel()
-		if err != nil {
-			return e.storeFailed(duid, replies, accepted, err)
+			*dels = append(*dels, it.b.Prefix)
 		}
 	}
-	if len(dels) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-		err := e.store.Delete(ctx, dels...)
-		cancel()
-		if err != nil {
-			return e.storeFailed(duid, replies, accepted, err)
-		}
+}
+
+// finishClientData records what the partner now holds for the accepted
+// items (once they are durable) and builds the BNDREPLY's CLIENT_DATA. If
+// the batch could not be stored, accepted items are answered UnspecFail
+// (the partner sends them again later).
+func (e *Endpoint) finishClientData(u *update, puts []lease.Lease, err error) Option {
+	if err != nil {
+		e.log.Error("failover: storing the partner's update", "err", err)
 	}
-	for _, i := range accepted {
-		k := keyOf(items[i].b.Prefix)
-		if kept[i] < 0 {
-			e.rep.acks.del(k)
-			e.meta.delAcked(k)
-			e.meta.delTomb(k)
+	for i := range u.items {
+		if u.kept[i] == -2 {
 			continue
 		}
-		l := &puts[kept[i]]
+		if err != nil {
+			u.replies[i].status, u.replies[i].msg = StatusUnspecFail, "could not store the update"
+			continue
+		}
+		k := keyOf(u.items[i].b.Prefix)
+		if u.kept[i] < 0 {
+			e.rep.acks.del(k)
+			e.meta.delAcked(k)
+			e.rep.forgetTomb(k)
+			continue
+		}
+		l := &puts[u.kept[i]]
 		end := l.Expires
-		if pl := items[i].b.PartnerLifetime; pl.After(end) {
+		if pl := u.items[i].b.PartnerLifetime; pl.After(end) {
 			end = pl
 		}
 		rec := ackRec{updated: nanos(l.Updated), end: nanos(end), state: l.State, fromPartner: true}
 		e.rep.acks.set(k, rec)
 		e.meta.putAcked(k, rec)
 	}
-	return replyClientData(duid, replies, 0, "")
-}
-
-// storeFailed rejects the accepted items of an update that could not be
-// written (the partner sends them again later).
-func (e *Endpoint) storeFailed(duid []byte, replies []replyItem, accepted []int, err error) Option {
-	e.log.Error("failover: storing the partner's update", "err", err)
-	for _, i := range accepted {
-		replies[i].status, replies[i].msg = StatusUnspecFail, "could not store the update"
-	}
-	return replyClientData(duid, replies, 0, "")
+	return replyClientData(u.duid, u.replies, 0, "")
 }
 
 // needsUpdate follows a rejection as Outdated: the local version should

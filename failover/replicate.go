@@ -2,7 +2,6 @@ package failover
 
 import (
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hook6/hook6/core/lease"
@@ -222,12 +221,15 @@ type replicator struct {
 	job      *job
 	moves    []move
 	turn     bool
-	building atomic.Bool
+	// tombs holds the last version of leases removed from the store whose
+	// removal the partner has not acknowledged (also kept in failover.db,
+	// whose writes lag behind).
+	tombs map[pkey]lease.Lease
 }
 
 func newReplicator(e *Endpoint, queueSize int) *replicator {
 	return &replicator{e: e, acks: newAckTable(), q: newQueue(queueSize), wake: make(chan struct{}, 1),
-		lag: newHistogram(), inflight: map[uint32]*flight{}, byKey: map[pkey]uint32{}}
+		lag: newHistogram(), inflight: map[uint32]*flight{}, byKey: map[pkey]uint32{}, tombs: map[pkey]lease.Lease{}}
 }
 
 func (r *replicator) poke() {
@@ -241,6 +243,36 @@ func (r *replicator) poke() {
 func (r *replicator) push(l lease.Lease, at time.Time) {
 	r.q.push(l, at)
 	r.poke()
+}
+
+// keepTomb remembers a lease removed from the store until the partner
+// acknowledges its removal.
+func (r *replicator) keepTomb(l lease.Lease) {
+	r.mu.Lock()
+	r.tombs[keyOf(l.Prefix)] = l
+	r.mu.Unlock()
+	r.e.meta.putTomb(&l)
+}
+
+// tomb returns the last version of a removed lease.
+func (r *replicator) tomb(k pkey) (lease.Lease, bool) {
+	r.mu.Lock()
+	l, ok := r.tombs[k]
+	r.mu.Unlock()
+	if ok {
+		return l, true
+	}
+	return r.e.meta.tomb(k)
+}
+
+func (r *replicator) forgetTomb(k pkey) {
+	r.mu.Lock()
+	_, ok := r.tombs[k]
+	delete(r.tombs, k)
+	r.mu.Unlock()
+	if ok {
+		r.e.meta.delTomb(k)
+	}
 }
 
 // rescan makes the sender compare the store with what the partner holds
@@ -476,7 +508,7 @@ func (r *replicator) send(c *conn, w work) bool {
 		case w.item != nil && w.item.l.State == lease.Expired:
 			l = w.item.l
 		default:
-			t, found := e.meta.tomb(k)
+			t, found := r.tomb(k)
 			if !found {
 				// Nothing left to describe the deletion: the partner will
 				// expire its copy at the same time.
@@ -494,7 +526,7 @@ func (r *replicator) send(c *conn, w work) bool {
 	all := w.fromJ != nil && w.fromJ.all
 	if !all && !r.acks.pending(&l) {
 		if l.State == lease.Expired {
-			e.meta.delTomb(k)
+			r.forgetTomb(k)
 		}
 		r.jobDone(w.fromJ, k)
 		return false
@@ -604,10 +636,10 @@ func (r *replicator) settle(f *flight, status uint16, msg string, ackLife, now t
 	if !f.queued.IsZero() {
 		r.lag.observe(now.Sub(f.queued))
 	}
+	r.forgetTomb(k)
 	if f.l.State == lease.Expired {
 		r.acks.del(k)
 		e.meta.delAcked(k)
-		e.meta.delTomb(k)
 		return
 	}
 	end := f.l.Expires
