@@ -364,6 +364,27 @@ func TestCloseStopsTheProcess(t *testing.T) {
 	}
 }
 
+// A SIGTERM to hook6's process group reaches the plugin too: it keeps
+// serving until hook6 stops it.
+func TestPluginOutlivesSIGTERM(t *testing.T) {
+	e := openFault(t, Options{})
+	pid := e.PID()
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * watchEvery)
+	if _, err := call(e, hooks.GenerateLease, "", time.Second); err != nil {
+		t.Fatalf("call after SIGTERM: %v", err)
+	}
+	if e.PID() != pid || e.Restarts() != 0 {
+		t.Fatalf("plugin %d replaced by %d (restarts %d) after SIGTERM", pid, e.PID(), e.Restarts())
+	}
+	e.Close()
+	if alive(pid) {
+		t.Fatalf("plugin %d still runs after Close", pid)
+	}
+}
+
 func TestOrphanExits(t *testing.T) {
 	// A shell starts the plugin as hook6 would (cookie in the environment)
 	// and exits, as a killed hook6 would: the plugin must not live on.

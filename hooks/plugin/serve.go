@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
@@ -64,6 +66,7 @@ func Serve(h Handlers) {
 		os.Exit(1)
 	}
 	go exitWhenOrphaned(os.Getppid())
+	outliveTerm()
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig:  handshake,
 		VersionedPlugins: pluginSets(srv),
@@ -80,6 +83,22 @@ func exitWhenOrphaned(parent int) {
 			os.Exit(2)
 		}
 	}
+}
+
+// outliveTerm keeps SIGTERM from ending the plugin (go-plugin already
+// does so for SIGINT). Its life is hook6's to end: hook6 stops it after
+// the packets it is finishing, and it exits by itself once hook6 is gone.
+// A SIGTERM to hook6's whole process group (systemctl stop, a container
+// runtime) would otherwise kill it under those packets, and hook6 would
+// take that for a crash. The signal is caught, not ignored, so processes
+// the plugin starts get the default disposition.
+func outliveTerm() {
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	go func() {
+		for range term {
+		}
+	}()
 }
 
 // newGRPCServer serves calls on a few long-lived worker goroutines, whose
