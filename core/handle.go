@@ -304,8 +304,7 @@ func (pc *pctx) hookContext(p hooks.Point) *hooks.Context {
 			req.Link = pc.link.name
 		}
 		pc.req = req
-		view.ServerEnv(pc.env, req)
-		pc.env.SetServer(hooks.KeyServerName, pc.s.hostname)
+		view.ServerEnvNamed(pc.env, req, pc.s.hostname)
 	}
 	pc.env.AtPoint(p)
 	return &hooks.Context{Point: p, Request: pc.req, Env: pc.env, Log: pc.s.opts.Logger, Ctx: pc.ctx}
@@ -363,7 +362,7 @@ func clientLinkLayer(r *dhcpv6.RelayMessage) []byte {
 
 // responseView gives extensions the answer being built.
 func responseView(m *dhcpv6.Message) *hooks.Response {
-	r := &hooks.Response{MessageType: messageTypeName(m.MessageType)}
+	r := &hooks.Response{MessageType: view.MessageTypeName(m.MessageType)}
 	for _, o := range m.Options.Options {
 		r.Options = append(r.Options, hooks.Option{Code: uint16(o.Code()), Data: o.ToBytes()})
 	}
@@ -383,8 +382,6 @@ func applyResponse(m *dhcpv6.Message, r *hooks.Response) {
 		m.Options.Add(&dhcpv6.OptionGeneric{OptionCode: dhcpv6.OptionCode(o.Code), OptionData: o.Data})
 	}
 }
-
-func messageTypeName(t dhcpv6.MessageType) string { return t.String() }
 
 func iaidOf(b [4]byte) uint32 { return binary.BigEndian.Uint32(b[:]) }
 
