@@ -71,6 +71,15 @@ e2e:
 	@if [ "$$(id -u)" != 0 ]; then echo "e2e: the end-to-end tests need root (network namespaces)"; exit 1; fi
 	$(GO) test -count=1 -p 1 -timeout 20m ./e2e/...
 
+# hook6 against Kea (kea-dhcp6) in a network-namespace lab, stepped up with
+# perfdhcp, then hook6 at 1,000,000 leases: a table on stdout, JSON in
+# bench/results/ (docs/benchmarks.md). Needs root; about 10 minutes. Knobs,
+# e.g.: make bench BENCH_FLAGS='-bench.runs=kea,hook6 -bench.step=8s -bench.leases=0'
+.PHONY: bench
+bench: deps
+	@if [ "$$(id -u)" != 0 ]; then echo "bench: the lab needs root (network namespaces)"; exit 1; fi
+	cd bench && $(GO) test -tags labbench -run '^TestBench$$' -timeout 40m -args $(BENCH_FLAGS)
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...

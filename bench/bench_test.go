@@ -1,0 +1,302 @@
+//go:build labbench
+
+// Package bench is `make bench`: hook6 against Kea (kea-dhcp6, Debian) in
+// the same network-namespace lab, stepped up by perfdhcp -6 until either
+// loses more than 1% of its exchanges, then hook6's large-store figures
+// at a million leases. It is built only with -tags labbench (the Makefile
+// passes it), so `go test ./...` never starts it.
+//
+//	make bench                          the whole run, ~10 minutes
+//	make bench BENCH_FLAGS='-bench.runs=kea,hook6 -bench.leases=0'
+//
+// The table goes to stdout, the figures to bench/results/ as
+// <start time>.json and latest.json (see bench/results/README.md).
+package bench
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hook6/hook6/bench/labbench"
+	"github.com/hook6/hook6/e2e/lab"
+)
+
+var (
+	flagStep       = flag.Duration("bench.step", 6*time.Second, "how long perfdhcp runs at each rate")
+	flagRates      = flag.String("bench.rates", "2000,4000,6000,8000,10000,12000,15000,20000,25000,30000,40000", "offered rates, ascending (exchanges/s)")
+	flagRuns       = flag.String("bench.runs", strings.Join(allRuns, ","), "runs, in order: "+strings.Join(allRuns, ", "))
+	flagLeases     = flag.Int("bench.leases", 1_000_000, "leases of the scale part (0 skips it)")
+	flagKeaThreads = flag.Int("bench.kea-threads", 2, "Kea's thread-pool-size")
+	flagKeaQueue   = flag.Int("bench.kea-queue", 0, "Kea's packet-queue-size (0: Kea's default, 64)")
+	flagOut        = flag.String("bench.out", "", "results directory (default: bench/results of the repository)")
+	flagProfile    = flag.Bool("bench.profile", true, "profile hook6d for one step at its sustained rate (HOOK6_CPUPROFILE)")
+)
+
+// allRuns are the runs in their default order: the IA_NA comparison
+// first (the main figure), then hook6's variants, then IA_NA+IA_PD.
+var allRuns = []string{"kea", "hook6", "hook6-scripts", "hook6-failover", "kea-napd", "hook6-napd"}
+
+// The lab: the server's srv0 and perfdhcp's cli0 on one link; for failover
+// the partner in a third namespace, reached over fo0/fo1.
+const (
+	srvIf, cliIf = "srv0", "cli0"
+	foIf, peerIf = "fo0", "fo1"
+	clients      = 1_000_000
+)
+
+var pools = labbench.Pools{
+	Interface: srvIf,
+	Addr:      mustPrefix("2001:db8:1::/64"),
+	PD:        mustPrefix("2001:db8:8000::/40"),
+	PDLen:     56,
+	Lifetime:  time.Hour,
+}
+
+// bench is one `make bench` run.
+type bench struct {
+	bins  lab.Binaries
+	rates []int
+	step  time.Duration
+	res   *labbench.Result
+	repo  string
+}
+
+func TestBench(t *testing.T) {
+	if err := lab.RequireTools("ip", "sysctl", "perfdhcp", "kea-dhcp6"); err != nil {
+		t.Fatal(err)
+	}
+	b := newBench(t)
+	b.ramp(t, strings.Split(*flagRuns, ","))
+	if *flagLeases > 0 {
+		t.Run("scale", func(t *testing.T) { b.res.Scale = b.scale(t, *flagLeases) })
+	}
+	b.res.Finished = time.Now()
+	b.res.ComputeRatios()
+	b.res.WriteTable(os.Stdout)
+	path, err := b.res.WriteJSON(b.outDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("\nresults: %s (and latest.json)\n", path)
+}
+
+func newBench(t *testing.T) *bench {
+	rates, err := parseRates(*flagRates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := lab.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bins, err := lab.Build(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	load, _ := labbench.LoadAvg()
+	res := &labbench.Result{
+		Started: time.Now(),
+		Machine: labbench.Machine{
+			Cores: runtime.NumCPU(), Kernel: firstLine(cmdOutput("uname", "-sr")), GoVersion: runtime.Version(),
+			Kea: firstLine(cmdOutput("kea-dhcp6", "-v")), Perfdhcp: strings.TrimPrefix(firstLine(cmdOutput("perfdhcp", "-v")), "VERSION: "),
+			Commit: firstLine(cmdOutputIn(repo, "git", "describe", "--always", "--dirty")), LoadStart: load,
+		},
+		Settings: labbench.Settings{
+			StepSeconds: flagStep.Seconds(), Rates: rates, Clients: clients,
+			KeaThreads: *flagKeaThreads, KeaQueue: *flagKeaQueue, MaxLossPct: labbench.MaxLoss,
+		},
+	}
+	fmt.Printf("make bench: %d cores, load %.1f, %s steps, hook6 %s, %s, perfdhcp %s\n",
+		res.Machine.Cores, load, *flagStep, res.Machine.Commit, res.Machine.Kea, res.Machine.Perfdhcp)
+	return &bench{bins: bins, rates: rates, step: *flagStep, res: res, repo: repo}
+}
+
+// setup is one run being ramped: its record, lab and server.
+type setup struct {
+	run labbench.Run
+	env *env
+	srv server
+	// maxRate is the highest rate whose step the pools can serve without
+	// running out (0: no limit).
+	maxRate int
+}
+
+// errPoolTooSmall ends a ramp whose next step would exhaust a pool.
+var errPoolTooSmall = errors.New("pool too small")
+
+// ramp sets up the named runs, each in a lab of its own, and ramps them
+// together (labbench.RampAll), then profiles hook6 at its sustained rate.
+func (b *bench) ramp(t *testing.T, names []string) {
+	var ss []*setup
+	for _, name := range names {
+		s := b.setup(t, strings.TrimSpace(name))
+		if s.srv == nil {
+			b.res.Runs = append(b.res.Runs, s.run)
+			continue
+		}
+		ss = append(ss, s)
+	}
+	steps, errs := labbench.RampAll(b.rates, len(ss), func(i, rate int) (labbench.Step, error) {
+		if m := ss[i].maxRate; m > 0 && rate > m {
+			return labbench.Step{}, errPoolTooSmall
+		}
+		return b.runStep(ss[i].env, ss[i].srv, rate, ss[i].run.Leases, "")
+	}, func(i int, st labbench.Step) { fmt.Println(labbench.StepLine(ss[i].run.Name, st)) })
+	for i, s := range ss {
+		s.run.Steps = steps[i]
+		s.run.Finish()
+		if errors.Is(errs[i], errPoolTooSmall) {
+			s.run.Note = fmt.Sprintf("stopped below the pool's limit: %d /%d prefixes last %s at %d/s at most",
+				pdPoolSize(), pools.PDLen, b.step, s.maxRate)
+		} else if errs[i] != nil {
+			s.run.Error = errs[i].Error()
+			t.Errorf("%s: %v", s.run.Name, errs[i])
+		}
+		b.res.Runs = append(b.res.Runs, s.run)
+	}
+	for _, s := range ss {
+		if s.run.Name == "hook6" && *flagProfile && s.run.Sustained != nil {
+			b.profileAt(t, s.env, s.srv, s.run.Sustained.Offered, s.run.Leases)
+		}
+	}
+}
+
+// setup prepares the named run; its server is nil when the run cannot be
+// made with this build (its record says why).
+func (b *bench) setup(t *testing.T, name string) *setup {
+	s := &setup{run: labbench.Run{Name: name, Server: "hook6", Leases: "address-only"}, env: newEnv(t)}
+	if strings.HasSuffix(name, "-napd") {
+		s.run.Leases = "address-and-prefix"
+		// Each step starts from an empty store, so a step may take up to
+		// every prefix of the pool (a few clients repeat).
+		s.maxRate = int(float64(pdPoolSize()) / b.step.Seconds())
+	}
+	switch name {
+	case "kea", "kea-napd":
+		s.run.Server = "kea"
+		s.run.Name = fmt.Sprintf("%s (%d threads)", name, *flagKeaThreads)
+		s.srv = keaServer{threads: *flagKeaThreads, queue: *flagKeaQueue}
+	case "hook6", "hook6-napd":
+		s.srv = hook6Server{bins: b.bins, cfg: pools.Hook6Config()}
+	case "hook6-scripts":
+		s.run.Name = "hook6 + 4 scripts"
+		s.srv = hook6Server{bins: b.bins, cfg: scriptsConfig(b.repo)}
+	case "hook6-failover":
+		s.run.Name = "hook6 + failover"
+		fs, err := newFailoverServer(s.env, b.bins)
+		if err != nil {
+			s.run.Note = err.Error()
+			fmt.Printf("%-22s not run: %v\n", s.run.Name, err)
+			return s
+		}
+		s.srv = fs
+	default:
+		t.Fatalf("unknown run %q (known: %s)", name, strings.Join(allRuns, ", "))
+	}
+	return s
+}
+
+// env is one run's lab: the server's and perfdhcp's namespaces on one
+// link; servers are restarted in it for every step.
+type env struct {
+	l        *lab.Lab
+	srv, cli *lab.Netns
+}
+
+func newEnv(t *testing.T) *env {
+	l := lab.New(t)
+	s, c := l.Namespace("srv"), l.Namespace("cli")
+	l.Link(s, srvIf, c, cliIf)
+	s.AddAddr(srvIf, mustPrefix("2001:db8:1::1/64"))
+	s.MustLinkLocal(srvIf)
+	c.MustLinkLocal(cliIf)
+	return &env{l: l, srv: s, cli: c}
+}
+
+// profileAt runs one more step with HOOK6_CPUPROFILE set and keeps the
+// profile under the results directory.
+func (b *bench) profileAt(t *testing.T, e *env, srv server, rate int, leases string) {
+	path := filepath.Join(b.outDir(), "hook6d-cpu.pprof")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Errorf("profile step: %v", err)
+		return
+	}
+	s, err := b.runStep(e, srv, rate, leases, path)
+	if err != nil {
+		t.Errorf("profile step: %v", err)
+		return
+	}
+	fmt.Println(labbench.StepLine("hook6 (profiled)", s))
+	b.res.Profile = path
+}
+
+func (b *bench) outDir() string {
+	if *flagOut != "" {
+		return *flagOut
+	}
+	return filepath.Join(b.repo, "bench", "results")
+}
+
+// runStep starts a fresh server (empty lease database), offers rate
+// exchanges per second for one step, and stops it.
+func (b *bench) runStep(e *env, srv server, rate int, leases, profile string) (labbench.Step, error) {
+	run, err := srv.start(e, profile)
+	if err != nil {
+		return labbench.Step{}, err
+	}
+	defer run.stop()
+	cpu0, err := run.cpu()
+	if err != nil {
+		return labbench.Step{}, err
+	}
+	peer0 := run.peerCPU()
+	ctx, cancel := context.WithTimeout(context.Background(), b.step+time.Minute)
+	defer cancel()
+	res, err := e.cli.Perfdhcp(ctx, lab.PerfOptions{
+		Iface: cliIf, Rate: rate, Clients: clients, Duration: b.step,
+		Extra: []string{"-e", leases, "-x", "t", "-W", "500000"},
+	})
+	if err != nil {
+		return labbench.Step{}, err
+	}
+	cpu1, err := run.cpu()
+	if err != nil {
+		return labbench.Step{}, err
+	}
+	st, err := labbench.NewStep(rate, b.step, res, cpu1-cpu0)
+	if err != nil {
+		return st, err
+	}
+	st.PeerCPU = (run.peerCPU() - peer0).Seconds()
+	st.Load, _ = labbench.LoadAvg()
+	return st, nil
+}
+
+// pdPoolSize is how many delegated prefixes the PD pool holds.
+func pdPoolSize() int { return 1 << (pools.PDLen - pools.PD.Bits()) }
+
+func parseRates(s string) ([]int, error) {
+	var rs []int
+	for _, f := range strings.Split(s, ",") {
+		r, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || r <= 0 {
+			return nil, fmt.Errorf("-bench.rates: %q is not a positive rate", f)
+		}
+		if len(rs) > 0 && r <= rs[len(rs)-1] {
+			return nil, fmt.Errorf("-bench.rates: %d after %d; rates must ascend", r, rs[len(rs)-1])
+		}
+		rs = append(rs, r)
+	}
+	return rs, nil
+}

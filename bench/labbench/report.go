@@ -1,0 +1,236 @@
+package labbench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Run is one server setup ramped up: its steps and the best of them.
+type Run struct {
+	Name   string `json:"name"`   // e.g. "hook6", "kea", "hook6+4 scripts"
+	Server string `json:"server"` // "hook6" or "kea"
+	Leases string `json:"leases"` // perfdhcp -e: "address-only", "address-and-prefix"
+	Steps  []Step `json:"steps"`
+	// Sustained is the passing step with the highest rate; nil when none
+	// passed.
+	Sustained *Step  `json:"sustained,omitempty"`
+	Error     string `json:"error,omitempty"`
+	Note      string `json:"note,omitempty"`
+}
+
+// Finish sets Sustained from the steps.
+func (r *Run) Finish() {
+	if s, ok := Sustained(r.Steps); ok {
+		r.Sustained = &s
+	}
+}
+
+// Ratio is one hook6 setup's sustained rate over Kea's in the same run.
+type Ratio struct {
+	Run    string  `json:"run"`
+	Versus string  `json:"versus"`
+	Ratio  float64 `json:"ratio"`
+	// CPURatio is hook6's server CPU time per exchange over Kea's (below 1:
+	// hook6 spends less CPU per exchange).
+	CPURatio float64 `json:"cpu_per_exchange_ratio,omitempty"`
+}
+
+// Scale holds the large-store figures of hook6.
+type Scale struct {
+	Leases        int     `json:"leases"`
+	Addresses     int     `json:"addresses"`
+	Prefixes      int     `json:"delegated_prefixes"`
+	GenerateS     float64 `json:"generate_s"`
+	DBBytes       int64   `json:"db_bytes"`
+	RSSEmpty      int64   `json:"rss_empty_bytes"`
+	RSSLoaded     int64   `json:"rss_loaded_bytes"`
+	BytesPerLease float64 `json:"rss_bytes_per_lease"`
+	// AnonEmpty, AnonLoaded and AnonPerLease are the same without file
+	// pages (the mapped lease database the load read through).
+	AnonEmpty      int64   `json:"rss_anon_empty_bytes"`
+	AnonLoaded     int64   `json:"rss_anon_loaded_bytes"`
+	AnonPerLease   float64 `json:"rss_anon_bytes_per_lease"`
+	RestartS       float64 `json:"restart_s"` // start → control socket answers
+	ListS          float64 `json:"lease_list_json_s"`
+	ListBytes      int64   `json:"lease_list_json_bytes"`
+	ListedLeases   int     `json:"lease_list_count"`
+	DeleteS        float64 `json:"lease_delete_all_s"`
+	LeasesAfterDel int     `json:"leases_after_delete"`
+	Load           float64 `json:"load_avg_1m"`
+	Error          string  `json:"error,omitempty"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	Cores     int     `json:"cores"`
+	Kernel    string  `json:"kernel"`
+	GoVersion string  `json:"go"`
+	Kea       string  `json:"kea"`
+	Perfdhcp  string  `json:"perfdhcp"`
+	Commit    string  `json:"hook6_commit"`
+	LoadStart float64 `json:"load_avg_1m_at_start"`
+}
+
+// Settings are the knobs of the run.
+type Settings struct {
+	StepSeconds float64 `json:"step_s"`
+	Rates       []int   `json:"rates"`
+	Clients     int     `json:"clients"`
+	KeaThreads  int     `json:"kea_threads"`
+	KeaQueue    int     `json:"kea_packet_queue"`
+	MaxLossPct  float64 `json:"max_loss_pct"`
+}
+
+// Result is a whole `make bench` run.
+type Result struct {
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Machine  Machine   `json:"machine"`
+	Settings Settings  `json:"settings"`
+	Runs     []Run     `json:"runs"`
+	Ratios   []Ratio   `json:"ratios"`
+	Scale    *Scale    `json:"scale,omitempty"`
+	Profile  string    `json:"hook6_profile,omitempty"`
+}
+
+// ComputeRatios compares every hook6 run with the Kea run of the same
+// lease types.
+func (r *Result) ComputeRatios() {
+	r.Ratios = nil
+	for _, h := range r.Runs {
+		if h.Server != "hook6" || h.Sustained == nil {
+			continue
+		}
+		for _, k := range r.Runs {
+			if k.Server != "kea" || k.Leases != h.Leases || k.Sustained == nil || k.Sustained.Rate == 0 {
+				continue
+			}
+			ra := Ratio{Run: h.Name, Versus: k.Name, Ratio: h.Sustained.Rate / k.Sustained.Rate}
+			if k.Sustained.CPUPer1k > 0 {
+				ra.CPURatio = h.Sustained.CPUPer1k / k.Sustained.CPUPer1k
+			}
+			r.Ratios = append(r.Ratios, ra)
+		}
+	}
+}
+
+// WriteJSON writes the result to dir as RESULT-<started>.json and as
+// latest.json, and returns the first path.
+func (r *Result) WriteJSON(dir string) (string, error) {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("encode results: %w", err)
+	}
+	b = append(b, '\n')
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("results directory: %w", err)
+	}
+	path := filepath.Join(dir, r.Started.UTC().Format("20060102T150405Z")+".json")
+	for _, p := range []string{path, filepath.Join(dir, "latest.json")} {
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			return "", fmt.Errorf("write results: %w", err)
+		}
+	}
+	return path, nil
+}
+
+// StepLine is the one-line progress report of a step.
+func StepLine(run string, s Step) string {
+	verdict := "ok"
+	switch {
+	case !s.Pass:
+		verdict = "FAIL"
+	case s.ClientBound:
+		verdict = "ok (client-bound)"
+	}
+	if s.Retried {
+		verdict += " (retry)"
+	}
+	return fmt.Sprintf("%-22s offered %6d/s  done %8.0f/s  loss %6.2f%%  RR p50 %6.2f ms p99 %7.2f ms  cpu %5.2fs  load %4.1f  %s",
+		run, s.Offered, s.Rate, s.Loss, s.RR.P50ms, s.RR.P99ms, s.CPU, s.Load, verdict)
+}
+
+// WriteTable prints the summary: one line per run with its sustained
+// step, then the ratios and the scale figures.
+func (r *Result) WriteTable(w io.Writer) {
+	fmt.Fprintf(w, "\nhook6 vs Kea — %d cores, %s, load %.1f at start; %gs steps, loss ≤ %g%%\n\n",
+		r.Machine.Cores, r.Machine.Kernel, r.Machine.LoadStart, r.Settings.StepSeconds, r.Settings.MaxLossPct)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "run\tleases\tsustained/s\toffered\tloss %\tdrops\tSA p50/p99 ms\tRR p50/p99 ms\tRR avg/max ms\tCPU s\tCPU ms/1k\tload\t")
+	for _, run := range r.Runs {
+		s := run.Sustained
+		if s == nil {
+			why := "no step passed"
+			if run.Error != "" {
+				why = run.Error
+			}
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t %s\n", run.Name, shortLeases(run.Leases), oneLine(why))
+			continue
+		}
+		mark := ""
+		if s.ClientBound {
+			mark = "≥"
+		}
+		cpu := fmt.Sprintf("%.2f", s.CPU)
+		if s.PeerCPU > 0 {
+			cpu += fmt.Sprintf("+%.2f", s.PeerCPU)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s%.0f\t%d\t%.2f\t%d\t%.2f/%.2f\t%.2f/%.2f\t%.2f/%.1f\t%s\t%.0f\t%.1f\t\n",
+			run.Name, shortLeases(run.Leases), mark, s.Rate, s.Offered, s.Loss, s.Drops,
+			s.SA.P50ms, s.SA.P99ms, s.RR.P50ms, s.RR.P99ms, s.RR.AvgMs, s.RR.MaxMs,
+			cpu, s.CPUPer1k, s.Load)
+	}
+	tw.Flush()
+	if len(r.Ratios) > 0 {
+		fmt.Fprintln(w)
+		for _, ra := range r.Ratios {
+			fmt.Fprintf(w, "%-20s vs %-18s %.2f× the exchanges/s, %.2f× the CPU per exchange\n", ra.Run, ra.Versus, ra.Ratio, ra.CPURatio)
+		}
+	}
+	if sc := r.Scale; sc != nil {
+		fmt.Fprintln(w)
+		if sc.Error != "" {
+			fmt.Fprintf(w, "scale: %s\n", sc.Error)
+		} else {
+			fmt.Fprintf(w, "scale, %d leases (%d addresses, %d prefixes), load %.1f:\n", sc.Leases, sc.Addresses, sc.Prefixes, sc.Load)
+			fmt.Fprintf(w, "  RSS %.0f MiB loaded, %.0f MiB empty: %.0f bytes per lease (%.0f without file pages; database %.0f MiB)\n",
+				mib(sc.RSSLoaded), mib(sc.RSSEmpty), sc.BytesPerLease, sc.AnonPerLease, mib(sc.DBBytes))
+			fmt.Fprintf(w, "  restart (start → control socket answers) %.2f s\n", sc.RestartS)
+			fmt.Fprintf(w, "  hook6ctl lease list -o json %.2f s (%d leases, %.0f MiB)\n", sc.ListS, sc.ListedLeases, mib(sc.ListBytes))
+			fmt.Fprintf(w, "  hook6ctl lease delete ::/0 %.2f s (%d left)\n", sc.DeleteS, sc.LeasesAfterDel)
+		}
+	}
+	if r.Profile != "" {
+		fmt.Fprintf(w, "\nhook6d CPU profile at its sustained rate: %s\n", r.Profile)
+	}
+	fmt.Fprintln(w, "\nlatency: p50/p99 from perfdhcp -x t timestamps; avg/max as perfdhcp prints them.")
+	fmt.Fprintln(w, "CPU s: server process during the step (+ failover partner); CPU ms/1k: server CPU per 1000 exchanges.")
+}
+
+func shortLeases(s string) string {
+	switch s {
+	case "address-only":
+		return "NA"
+	case "address-and-prefix":
+		return "NA+PD"
+	case "prefix-only":
+		return "PD"
+	}
+	return s
+}
+
+func oneLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > 80 {
+		s = s[:80] + "…"
+	}
+	return s
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }

@@ -1,0 +1,84 @@
+package labbench
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testResult() *Result {
+	kea := Step{Offered: 4000, Rate: 4000, Pass: true, CPU: 2, CPUPer1k: 100}
+	hook := Step{Offered: 8000, Rate: 8000, Pass: true, CPU: 2, CPUPer1k: 50, ClientBound: true}
+	r := &Result{
+		Started:  time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC),
+		Machine:  Machine{Cores: 2},
+		Settings: Settings{StepSeconds: 6, MaxLossPct: 1},
+		Runs: []Run{
+			{Name: "kea", Server: "kea", Leases: "address-only", Steps: []Step{kea, {Offered: 6000, Loss: 9}}},
+			{Name: "hook6", Server: "hook6", Leases: "address-only", Steps: []Step{hook}},
+			{Name: "hook6-napd", Server: "hook6", Leases: "address-and-prefix", Steps: []Step{hook}},
+			{Name: "broken", Server: "hook6", Leases: "address-only", Error: "hook6d exited\nmore"},
+		},
+		Scale: &Scale{Leases: 1000, RSSLoaded: 3 << 20, RSSEmpty: 1 << 20, BytesPerLease: 2097, RestartS: 0.5},
+	}
+	for i := range r.Runs {
+		r.Runs[i].Finish()
+	}
+	return r
+}
+
+func TestComputeRatios(t *testing.T) {
+	r := testResult()
+	r.ComputeRatios()
+	// hook6-napd has no Kea run of its lease types; broken has no sustained step.
+	if len(r.Ratios) != 1 {
+		t.Fatalf("ratios %+v, want hook6/kea only", r.Ratios)
+	}
+	if ra := r.Ratios[0]; ra.Run != "hook6" || ra.Versus != "kea" || ra.Ratio != 2 || ra.CPURatio != 0.5 {
+		t.Errorf("ratio %+v, want 2× the rate at half the CPU per exchange", ra)
+	}
+}
+
+func TestWriteTable(t *testing.T) {
+	r := testResult()
+	r.ComputeRatios()
+	var b bytes.Buffer
+	r.WriteTable(&b)
+	out := b.String()
+	for _, want := range []string{"2 cores", "≥8000", "4000", "hook6d exited", "2.00× the exchanges/s", "0.50× the CPU", "2097 bytes per lease", "restart"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "more") {
+		t.Errorf("table shows more than an error's first line:\n%s", out)
+	}
+}
+
+func TestWriteJSON(t *testing.T) {
+	dir := t.TempDir()
+	r := testResult()
+	path, err := r.WriteJSON(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(path) != "20261127T040000Z.json" {
+		t.Errorf("results written to %s", path)
+	}
+	a, _ := os.ReadFile(path)
+	b, _ := os.ReadFile(filepath.Join(dir, "latest.json"))
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Fatalf("latest.json differs from %s", path)
+	}
+	var back Result
+	if err := json.Unmarshal(a, &back); err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Runs) != 4 || back.Runs[1].Sustained == nil || back.Runs[1].Sustained.Rate != 8000 || back.Scale.Leases != 1000 {
+		t.Errorf("read back %+v", back)
+	}
+}
