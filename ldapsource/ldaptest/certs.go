@@ -72,14 +72,15 @@ func writePEM(t testing.TB, path, typ string, der []byte) {
 }
 
 // GeneratedClient returns the DUID (hex) and delegated prefix of the i-th
-// client of ClientsLDIF.
+// client of ClientsLDIF (i < 2^23): DUID-LL 00030001 + the 6-byte i, and
+// the /56 number i of 2001:db8:8000::/33.
 func GeneratedClient(i int) (duid, prefix string) {
 	var ll [8]byte
 	binary.BigEndian.PutUint64(ll[:], uint64(i))
 	duid = "00030001" + hex.EncodeToString(ll[2:])
 	var a [16]byte
 	copy(a[:], []byte{0x20, 0x01, 0x0d, 0xb8})
-	binary.BigEndian.PutUint32(a[4:], uint32(i)<<8)
+	binary.BigEndian.PutUint32(a[4:], 0x80000000|uint32(i)<<8)
 	return duid, netip.PrefixFrom(netip.AddrFrom16(a), 56).String()
 }
 

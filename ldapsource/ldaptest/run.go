@@ -123,9 +123,9 @@ func (s *Server) DeleteClient(cn string) {
 	}
 }
 
-// ClientsLDIF generates n hook6Client entries: cn client-<i>, DUID-LL
-// 00030001 + 6-byte i, delegated prefix 2001:db8:<i/256>:<i%256 * 256>::/56.
-// They suit Options.LDIF for benchmarks with many clients.
+// ClientsLDIF generates n hook6Client entries: cn client-<i>, DUID and
+// delegated prefix as GeneratedClient gives them. They suit Options.LDIF
+// for tests and benchmarks with many clients.
 func ClientsLDIF(n int) string {
 	var b strings.Builder
 	for i := range n {
