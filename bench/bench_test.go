@@ -33,7 +33,7 @@ import (
 var (
 	flagStep       = flag.Duration("bench.step", 6*time.Second, "how long perfdhcp runs at each rate")
 	flagRates      = flag.String("bench.rates", "2000,4000,6000,8000,10000,12000,15000,20000,25000,30000,40000", "offered rates, ascending (exchanges/s)")
-	flagRuns       = flag.String("bench.runs", strings.Join(allRuns, ","), "runs, in order: "+strings.Join(allRuns, ", "))
+	flagRuns       = flag.String("bench.runs", strings.Join(allRuns, ","), "runs, in order (empty: none, only the scale part): "+strings.Join(allRuns, ", "))
 	flagLeases     = flag.Int("bench.leases", 1_000_000, "leases of the scale part (0 skips it)")
 	flagKeaThreads = flag.Int("bench.kea-threads", 2, "Kea's thread-pool-size")
 	flagKeaQueue   = flag.Int("bench.kea-queue", 0, "Kea's packet-queue-size (0: Kea's default, 64)")
@@ -140,7 +140,10 @@ var errPoolTooSmall = errors.New("pool too small")
 func (b *bench) ramp(t *testing.T, names []string) {
 	var ss []*setup
 	for _, name := range names {
-		s := b.setup(t, strings.TrimSpace(name))
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		s := b.setup(t, name)
 		if s.srv == nil {
 			b.res.Runs = append(b.res.Runs, s.run)
 			continue

@@ -53,13 +53,20 @@ type Scale struct {
 	BytesPerLease float64 `json:"rss_bytes_per_lease"`
 	// AnonEmpty, AnonLoaded and AnonPerLease are the same without file
 	// pages (the mapped lease database the load read through).
-	AnonEmpty      int64   `json:"rss_anon_empty_bytes"`
-	AnonLoaded     int64   `json:"rss_anon_loaded_bytes"`
-	AnonPerLease   float64 `json:"rss_anon_bytes_per_lease"`
-	RestartS       float64 `json:"restart_s"` // start → control socket answers
-	ListS          float64 `json:"lease_list_json_s"`
-	ListBytes      int64   `json:"lease_list_json_bytes"`
-	ListedLeases   int     `json:"lease_list_count"`
+	AnonEmpty    int64   `json:"rss_anon_empty_bytes"`
+	AnonLoaded   int64   `json:"rss_anon_loaded_bytes"`
+	AnonPerLease float64 `json:"rss_anon_bytes_per_lease"`
+	RestartS     float64 `json:"restart_s"` // start → control socket answers
+	// RestartCPUS is the CPU time hook6d had used when it answered: the
+	// restart's cost, less sensitive to a busy machine than RestartS.
+	RestartCPUS  float64 `json:"restart_cpu_s"`
+	ListS        float64 `json:"lease_list_json_s"`
+	ListBytes    int64   `json:"lease_list_json_bytes"`
+	ListedLeases int     `json:"lease_list_count"`
+	// APIListS and APIListBytes are GET /v1/leases on the control socket
+	// read straight, without hook6ctl.
+	APIListS       float64 `json:"api_lease_list_s"`
+	APIListBytes   int64   `json:"api_lease_list_bytes"`
 	DeleteS        float64 `json:"lease_delete_all_s"`
 	LeasesAfterDel int     `json:"leases_after_delete"`
 	Load           float64 `json:"load_avg_1m"`
@@ -201,8 +208,9 @@ func (r *Result) WriteTable(w io.Writer) {
 			fmt.Fprintf(w, "scale, %d leases (%d addresses, %d prefixes), load %.1f:\n", sc.Leases, sc.Addresses, sc.Prefixes, sc.Load)
 			fmt.Fprintf(w, "  RSS %.0f MiB loaded, %.0f MiB empty: %.0f bytes per lease (%.0f without file pages; database %.0f MiB)\n",
 				mib(sc.RSSLoaded), mib(sc.RSSEmpty), sc.BytesPerLease, sc.AnonPerLease, mib(sc.DBBytes))
-			fmt.Fprintf(w, "  restart (start → control socket answers) %.2f s\n", sc.RestartS)
-			fmt.Fprintf(w, "  hook6ctl lease list -o json %.2f s (%d leases, %.0f MiB)\n", sc.ListS, sc.ListedLeases, mib(sc.ListBytes))
+			fmt.Fprintf(w, "  restart (start → control socket answers) %.2f s, %.2f s of CPU\n", sc.RestartS, sc.RestartCPUS)
+			fmt.Fprintf(w, "  hook6ctl lease list -o json %.2f s (%d leases, %.0f MiB); GET /v1/leases alone %.2f s (%.0f MiB)\n",
+				sc.ListS, sc.ListedLeases, mib(sc.ListBytes), sc.APIListS, mib(sc.APIListBytes))
 			fmt.Fprintf(w, "  hook6ctl lease delete ::/0 %.2f s (%d left)\n", sc.DeleteS, sc.LeasesAfterDel)
 		}
 	}
