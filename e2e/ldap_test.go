@@ -80,7 +80,7 @@ func newLDAPLab(t *testing.T, clients int) *ldapLab {
 				"workers":       "2",
 				"queue":         "16",
 			}},
-		{Name: "lease-from-directory", Builtin: "env-lease", Points: []string{"generate-lease"},
+		{Name: "lease-from-directory", Builtin: "env-lease", Points: []string{"generate-lease", "check-lease-acceptable"},
 			InitArgs: map[string]string{"key": "ldap.address", "pd-key": "ldap.prefix"}},
 	}
 	x.d = x.lab.StartHook6d(x.srv, bins, cfg)
@@ -233,8 +233,10 @@ func TestLDAPDirectoryDown(t *testing.T) {
 // /56 from it: once the cache is warm (a first avalanche, in which every
 // client's first Solicit is dropped and its retransmission served), the
 // server provisions the clients at ≥ 80% of the rate it reaches with no
-// directory at all (lan-pd allocating at random).
-func TestLDAPPerfdhcp(t *testing.T) {
+// directory at all (lan-pd allocating at random). A benchmark, not a test:
+// go test -run '^$' -bench LDAPPerfdhcp -benchtime 1x ./e2e/
+func BenchmarkLDAPPerfdhcp(b *testing.B) {
+	t := b
 	const n = 100000
 	l := lab.New(t)
 	srv, cli := l.Namespace("srv"), l.Namespace("cli")
@@ -306,7 +308,48 @@ func TestLDAPPerfdhcp(t *testing.T) {
 	}
 	t.Logf("perfdhcp avalanche, %d clients: %.0f exchanges/s without the directory, %.0f with it (cache warm): %.0f%%",
 		n, baseRate, dirRate, 100*dirRate/baseRate)
+	b.ReportMetric(baseRate, "exchanges/s-without")
+	b.ReportMetric(dirRate, "exchanges/s-ldap")
 	if dirRate < 0.8*baseRate {
 		t.Errorf("with the directory %.0f exchanges/s, under 80%% of %.0f without", dirRate, baseRate)
+	}
+}
+
+// TestLDAPChangedEntry: the client's entry changed in the directory gives,
+// once the cache's TTL has passed, the new prefix at the next renewal, the
+// old one sent with lifetime 0.
+func TestLDAPChangedEntry(t *testing.T) {
+	x := newLDAPLab(t, 1)
+	const duid = "000300010200000000c1"
+	p1 := netip.MustParsePrefix("2001:db8:8000:4100::/56")
+	p2 := netip.MustParsePrefix("2001:db8:8000:4200::/56")
+	x.dir.AddClient("e2e-c", map[string]string{"hook6ClientDUID": duid, "hook6DelegatedPrefix": p1.String()})
+	ctx := timeout(t, 90*time.Second)
+	dh := x.dhclientWithDUID(t, x.clis[0], duid)
+	dh.Start(lab.DhclientMode{PD: true})
+	got, bound, err := dh.WaitPrefix(ctx, 0, "BOUND6")
+	if err != nil || got != p1 {
+		t.Fatalf("bound %v, %v; want %v", got, err, p1)
+	}
+	x.dir.SetAttr("e2e-c", "hook6DelegatedPrefix", p2.String())
+	changed := time.Now()
+	// The Renew that finds the cache entry stale is dropped while the
+	// directory is asked again; its retransmission, or the Rebind that
+	// follows it, carries the new prefix.
+	ev, _, err := dh.WaitEvent(ctx, bound+1, "", func(e lab.Event) bool {
+		return (e.Reason == "RENEW6" || e.Reason == "REBIND6") && e.Vars["new_ip6_prefix"] == p2.String()
+	})
+	if err != nil {
+		t.Fatalf("no renewal with the new prefix %v: %v", p2, err)
+	}
+	if took := time.Since(changed); took < dirTTL-time.Second {
+		t.Errorf("new prefix %v after %v, before the TTL %v", p2, took, dirTTL)
+	}
+	if old := ev.Vars["old_ip6_prefix"]; old != "" && old != p1.String() {
+		t.Errorf("old prefix %q, want %v", old, p1)
+	}
+	waitLease(t, ctx, x.d, p1, func(l lab.Lease, found bool) bool { return !found || l.State != "leased" })
+	if l := leaseOf(t, x.d, p2); l.State != "leased" {
+		t.Errorf("lease of %v: %+v", p2, l)
 	}
 }

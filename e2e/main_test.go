@@ -107,14 +107,14 @@ func newDirect(t *testing.T, edit func(*lab.Config)) *direct {
 }
 
 // timeout returns a context that ends after d or with the test.
-func timeout(t *testing.T, d time.Duration) context.Context {
+func timeout(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }
 
 // leases lists the daemon's leases (with hook6ctl filter arguments).
-func leases(t *testing.T, d *lab.Hook6d, args ...string) []lab.Lease {
+func leases(t testing.TB, d *lab.Hook6d, args ...string) []lab.Lease {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -126,7 +126,7 @@ func leases(t *testing.T, d *lab.Hook6d, args ...string) []lab.Lease {
 }
 
 // leaseOf returns the lease of exactly p, failing the test if there is none.
-func leaseOf(t *testing.T, d *lab.Hook6d, p netip.Prefix) lab.Lease {
+func leaseOf(t testing.TB, d *lab.Hook6d, p netip.Prefix) lab.Lease {
 	t.Helper()
 	for _, l := range leases(t, d, "--prefix", p.String()) {
 		if l.Prefix == p {
@@ -179,7 +179,7 @@ func normDUID(s string) string {
 // hostPrefix is a as a /128.
 func hostPrefix(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, 128) }
 
-func mustPrefix(t *testing.T, s string) netip.Prefix {
+func mustPrefix(t testing.TB, s string) netip.Prefix {
 	t.Helper()
 	p, err := netip.ParsePrefix(s)
 	if err != nil {

@@ -2,6 +2,7 @@ package extensions
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
 	"strconv"
@@ -214,7 +215,9 @@ func (p *Preference) HandleWithin(c *hooks.Context, _ time.Duration) error { ret
 // when the key is missing or empty, set skip-lease so no other algorithm
 // gives a lease; default: let the next allocation algorithm choose). A
 // value outside the prefix being allocated from is refused (the call fails
-// and is logged).
+// and is logged). Also attached at check-lease-acceptable, it refuses a
+// lease (new or held) other than the one the env key names, so a changed
+// directory entry replaces the client's lease at its next renewal.
 type EnvLease struct {
 	base
 	key, pdKey  string
@@ -239,7 +242,8 @@ func NewEnvLease(name string, points []hooks.Point, initArgs map[string]string) 
 		return nil, err
 	}
 	gl := []hooks.Point{hooks.GenerateLease}
-	if e.points, err = choosePoints("env-lease", points, gl, gl); err != nil {
+	allowed := []hooks.Point{hooks.GenerateLease, hooks.CheckLeaseAcceptable}
+	if e.points, err = choosePoints("env-lease", points, gl, allowed); err != nil {
 		return nil, err
 	}
 	e.name = name
@@ -256,6 +260,12 @@ func (e *EnvLease) Handle(c *hooks.Context) error {
 		key = e.pdKey
 	}
 	v := strings.TrimSpace(c.Env.Value(key))
+	if c.Point == hooks.CheckLeaseAcceptable {
+		if v != "" && !sameLease(v, c.Allocation.Candidate) {
+			c.Allocation.Acceptable = false
+		}
+		return nil
+	}
 	if v == "" {
 		if e.skipMissing {
 			return c.SkipLease()
@@ -263,6 +273,15 @@ func (e *EnvLease) Handle(c *hooks.Context) error {
 		return nil
 	}
 	return c.SetLeaseString(v)
+}
+
+// sameLease reports whether v (an address or prefix) names p.
+func sameLease(v string, p netip.Prefix) bool {
+	if q, err := netip.ParsePrefix(v); err == nil {
+		return q.Masked() == p
+	}
+	a, err := netip.ParseAddr(v)
+	return err == nil && netip.PrefixFrom(a, 128) == p
 }
 
 // HandleWithin runs inline: the built-in is its own budget.

@@ -176,3 +176,34 @@ func TestBuildResolvesScriptsAgainstBaseDir(t *testing.T) {
 		t.Error("the script's point is missing")
 	}
 }
+
+// TestEnvLeaseJudgesHeldLeases: at check-lease-acceptable, env-lease refuses
+// a lease other than the one its key names (the directory changed), and
+// has no opinion when the key is missing.
+func TestEnvLeaseJudgesHeldLeases(t *testing.T) {
+	ch := build(t, &config.Extension{Name: "el", Builtin: "env-lease", Points: []string{"generate-lease", "check-lease-acceptable"},
+		InitArgs: map[string]string{"key": "ldap.prefix"}})
+	judge := func(envValue, held string) bool {
+		env := hooks.NewEnv()
+		if envValue != "" {
+			env.Set("ldap.prefix", envValue)
+		}
+		c := &hooks.Context{Point: hooks.CheckLeaseAcceptable, Env: env, Request: &hooks.Request{},
+			Allocation: &hooks.Allocation{IA: hooks.IA{Type: hooks.IAPD}, From: netip.MustParsePrefix("2001:db8:8000::/40"),
+				Length: 56, Candidate: netip.MustParsePrefix(held), Acceptable: true}}
+		env.AtPoint(hooks.CheckLeaseAcceptable)
+		if err := ch.Run(c); err != nil {
+			t.Fatal(err)
+		}
+		return c.Allocation.Acceptable
+	}
+	if !judge("2001:db8:8000:4200::/56", "2001:db8:8000:4200::/56") {
+		t.Error("the lease the key names was refused")
+	}
+	if judge("2001:db8:8000:4300::/56", "2001:db8:8000:4200::/56") {
+		t.Error("a lease other than the key's was accepted")
+	}
+	if !judge("", "2001:db8:8000:4200::/56") {
+		t.Error("no key: want no opinion (accepted)")
+	}
+}
