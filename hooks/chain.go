@@ -100,6 +100,15 @@ type ExtStats struct {
 	// failing with failure mode drop.
 	Drops   uint64 `json:"drops"`
 	TotalNs uint64 `json:"total_ns"` // time spent in calls
+	// Own holds the extension's own counters (cache hits, queries, …)
+	// when it implements Counting.
+	Own map[string]uint64 `json:"own,omitempty"`
+}
+
+// Counting is implemented by extensions that keep counters of their own;
+// they appear in the chain's Stats (hook6ctl stats, metrics).
+type Counting interface {
+	Counters() map[string]uint64
 }
 
 // member is a Member with its counters.
@@ -286,10 +295,14 @@ func (ch *Chain) Stats() map[string]ExtStats {
 	}
 	s := make(map[string]ExtStats, len(ch.members))
 	for _, m := range ch.members {
-		s[m.ext.Name()] = ExtStats{
+		st := ExtStats{
 			Calls: m.calls.Load(), Errors: m.errors.Load(), Panics: m.panics.Load(),
 			Timeouts: m.timeouts.Load(), Drops: m.drops.Load(), TotalNs: m.ns.Load(),
 		}
+		if c, ok := m.ext.(Counting); ok {
+			st.Own = c.Counters()
+		}
+		s[m.ext.Name()] = st
 	}
 	return s
 }

@@ -292,3 +292,16 @@ func BenchmarkPointInlineExtension(b *testing.B) {
 		}
 	}
 }
+
+// counting is a fake with counters of its own.
+type counting struct{ fake }
+
+func (c *counting) Counters() map[string]uint64 { return map[string]uint64{"hits": 7} }
+
+func TestChainStatsIncludeOwnCounters(t *testing.T) {
+	c := &counting{fake{name: "cache", points: []Point{PostPacketDecode}, fn: func(*Context) error { return nil }}}
+	ch := newChain(t, Member{Extension: c, Budget: time.Second})
+	if got := ch.Stats()["cache"].Own["hits"]; got != 7 {
+		t.Errorf("own counter hits = %d, want 7", got)
+	}
+}

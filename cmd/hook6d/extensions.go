@@ -101,8 +101,12 @@ func (e *extensionSet) stats() map[string]hooks.ExtStats {
 func (e *extensionSet) counters() map[string]map[string]uint64 {
 	out := map[string]map[string]uint64{}
 	for name, s := range e.stats() {
-		out[name] = map[string]uint64{"calls": s.Calls, "errors": s.Errors, "panics": s.Panics,
+		m := map[string]uint64{"calls": s.Calls, "errors": s.Errors, "panics": s.Panics,
 			"timeouts": s.Timeouts, "drops": s.Drops}
+		for k, v := range s.Own {
+			m[k] = v
+		}
+		out[name] = m
 	}
 	return out
 }
