@@ -120,13 +120,19 @@ func (l *Listener) Serve(ctx context.Context, s *Server, workers int) error {
 	// while shutting down: only reading stops with ctx.
 	work := context.WithoutCancel(ctx)
 	bufs := sync.Pool{New: func() any { b := make([]byte, 65536); return &b }}
+	answers := make(chan answer, workers)
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		l.send(s, answers)
+	}()
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				l.work(work, s, j)
+				l.work(work, s, j, answers)
 				b := j.buf[:cap(j.buf)]
 				bufs.Put(&b)
 			}
@@ -141,6 +147,8 @@ func (l *Listener) Serve(ctx context.Context, s *Server, workers int) error {
 	err := l.read(ctx, s, jobs, &bufs)
 	close(jobs)
 	wg.Wait()
+	close(answers)
+	<-sent
 	l.conn.Close()
 	if ctx.Err() != nil {
 		return nil
@@ -202,7 +210,14 @@ func (l *Listener) toJob(m *ipv6.Message) *job {
 	return j
 }
 
-func (l *Listener) work(ctx context.Context, s *Server, j *job) {
+// answer is one encoded answer on its way out.
+type answer struct {
+	data    []byte
+	dst     *net.UDPAddr
+	ifindex int
+}
+
+func (l *Listener) work(ctx context.Context, s *Server, j *job, answers chan<- answer) {
 	if time.Since(j.received) > maxQueueWait {
 		s.stats.received.Add(1)
 		s.stats.Drop(DropOverload)
@@ -213,11 +228,48 @@ func (l *Listener) work(ctx context.Context, s *Server, j *job) {
 		return
 	}
 	dst := &net.UDPAddr{IP: net.IP(j.pkt.Source.Addr().AsSlice()), Port: int(j.pkt.Source.Port()), Zone: j.pkt.Interface}
-	var cm *ipv6.ControlMessage
-	if j.ifindex != 0 {
-		cm = &ipv6.ControlMessage{IfIndex: j.ifindex}
+	answers <- answer{data: out, dst: dst, ifindex: j.ifindex}
+}
+
+// send writes answers, as many per sendmmsg call as are waiting: under
+// load one system call carries dozens of answers; when idle, each answer
+// leaves at once on its own.
+func (l *Listener) send(s *Server, answers <-chan answer) {
+	msgs := make([]ipv6.Message, batch)
+	for a := range answers {
+		n := 0
+		for {
+			m := &msgs[n]
+			m.Buffers, m.Addr, m.OOB = [][]byte{a.data}, a.dst, nil
+			if a.ifindex != 0 {
+				m.OOB = (&ipv6.ControlMessage{IfIndex: a.ifindex}).Marshal()
+			}
+			n++
+			if n == batch {
+				break
+			}
+			var ok bool
+			select {
+			case a, ok = <-answers:
+			default:
+			}
+			if !ok {
+				break
+			}
+		}
+		l.writeBatch(s, msgs[:n])
 	}
-	if _, err := l.pc.WriteTo(out, cm, dst); err != nil {
-		s.opts.Logger.Warn("sending answer", "to", dst, "err", err)
+}
+
+func (l *Listener) writeBatch(s *Server, msgs []ipv6.Message) {
+	for len(msgs) > 0 {
+		n, err := l.pc.WriteBatch(msgs, 0)
+		if err != nil {
+			// The first message failed (e.g. its destination is gone):
+			// report it and go on with the rest.
+			s.opts.Logger.Warn("sending answer", "to", msgs[0].Addr, "err", err)
+			n = 1
+		}
+		msgs = msgs[n:]
 	}
 }
