@@ -38,7 +38,8 @@ var (
 	flagKeaThreads = flag.Int("bench.kea-threads", 2, "Kea's thread-pool-size")
 	flagKeaQueue   = flag.Int("bench.kea-queue", 0, "Kea's packet-queue-size (0: Kea's default, 64)")
 	flagOut        = flag.String("bench.out", "", "results directory (default: bench/results of the repository)")
-	flagProfile    = flag.Bool("bench.profile", true, "profile hook6d for one step at its sustained rate (HOOK6_CPUPROFILE)")
+	flagAttempts   = flag.Int("bench.attempts", 3, "tries of a rate before a run stops there (the machine may be shared)")
+	flagProfile    = flag.Bool("bench.profile", true, "profile hook6d (plain and with scripts) for one step at its sustained rate (HOOK6_CPUPROFILE)")
 )
 
 // allRuns are the runs in their default order: the IA_NA comparison
@@ -113,7 +114,7 @@ func newBench(t *testing.T) *bench {
 			Commit: firstLine(cmdOutputIn(repo, "git", "describe", "--always", "--dirty")), LoadStart: load,
 		},
 		Settings: labbench.Settings{
-			StepSeconds: flagStep.Seconds(), Rates: rates, Clients: clients,
+			StepSeconds: flagStep.Seconds(), Rates: rates, Attempts: *flagAttempts, Clients: clients,
 			KeaThreads: *flagKeaThreads, KeaQueue: *flagKeaQueue, MaxLossPct: labbench.MaxLoss,
 		},
 	}
@@ -122,11 +123,16 @@ func newBench(t *testing.T) *bench {
 	return &bench{bins: bins, rates: rates, step: *flagStep, res: res, repo: repo}
 }
 
+// profiled are the runs profiled at their sustained rate, and the file
+// each profile goes to under the results directory.
+var profiled = map[string]string{"hook6": "hook6d-cpu.pprof", "hook6-scripts": "hook6d-scripts-cpu.pprof"}
+
 // setup is one run being ramped: its record, lab and server.
 type setup struct {
-	run labbench.Run
-	env *env
-	srv server
+	name string // as in -bench.runs
+	run  labbench.Run
+	env  *env
+	srv  server
 	// maxRate is the highest rate whose step the pools can serve without
 	// running out (0: no limit).
 	maxRate int
@@ -150,7 +156,7 @@ func (b *bench) ramp(t *testing.T, names []string) {
 		}
 		ss = append(ss, s)
 	}
-	steps, errs := labbench.RampAll(b.rates, len(ss), func(i, rate int) (labbench.Step, error) {
+	steps, errs := labbench.RampAll(b.rates, len(ss), *flagAttempts, func(i, rate int) (labbench.Step, error) {
 		if m := ss[i].maxRate; m > 0 && rate > m {
 			return labbench.Step{}, errPoolTooSmall
 		}
@@ -169,8 +175,9 @@ func (b *bench) ramp(t *testing.T, names []string) {
 		b.res.Runs = append(b.res.Runs, s.run)
 	}
 	for _, s := range ss {
-		if s.run.Name == "hook6" && *flagProfile && s.run.Sustained != nil {
-			b.profileAt(t, s.env, s.srv, s.run.Sustained.Offered, s.run.Leases)
+		file, ok := profiled[s.name]
+		if ok && *flagProfile && s.run.Sustained != nil {
+			b.profileAt(t, s, file)
 		}
 	}
 }
@@ -178,7 +185,7 @@ func (b *bench) ramp(t *testing.T, names []string) {
 // setup prepares the named run; its server is nil when the run cannot be
 // made with this build (its record says why).
 func (b *bench) setup(t *testing.T, name string) *setup {
-	s := &setup{run: labbench.Run{Name: name, Server: "hook6", Leases: "address-only"}, env: newEnv(t)}
+	s := &setup{name: name, run: labbench.Run{Name: name, Server: "hook6", Leases: "address-only"}, env: newEnv(t)}
 	if strings.HasSuffix(name, "-napd") {
 		s.run.Leases = "address-and-prefix"
 		// Each step starts from an empty store, so a step may take up to
@@ -227,21 +234,22 @@ func newEnv(t *testing.T) *env {
 	return &env{l: l, srv: s, cli: c}
 }
 
-// profileAt runs one more step with HOOK6_CPUPROFILE set and keeps the
-// profile under the results directory.
-func (b *bench) profileAt(t *testing.T, e *env, srv server, rate int, leases string) {
-	path := filepath.Join(b.outDir(), "hook6d-cpu.pprof")
+// profileAt runs one more step of s at its sustained rate with
+// HOOK6_CPUPROFILE set, and keeps the profile as file in the results
+// directory.
+func (b *bench) profileAt(t *testing.T, s *setup, file string) {
+	path := filepath.Join(b.outDir(), file)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Errorf("profile step: %v", err)
 		return
 	}
-	s, err := b.runStep(e, srv, rate, leases, path)
+	st, err := b.runStep(s.env, s.srv, s.run.Sustained.Offered, s.run.Leases, path)
 	if err != nil {
 		t.Errorf("profile step: %v", err)
 		return
 	}
-	fmt.Println(labbench.StepLine("hook6 (profiled)", s))
-	b.res.Profile = path
+	fmt.Println(labbench.StepLine(s.run.Name+" (profiled)", st))
+	b.res.Profiles = append(b.res.Profiles, path)
 }
 
 func (b *bench) outDir() string {

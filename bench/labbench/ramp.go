@@ -88,8 +88,8 @@ func exchangeOf(e lab.PerfExchange, ds []time.Duration) Exchange {
 }
 
 // Ramp runs step at each rate in turn until one fails; see RampAll.
-func Ramp(rates []int, step func(rate int) (Step, error), report func(Step)) ([]Step, error) {
-	steps, errs := RampAll(rates, 1,
+func Ramp(rates []int, attempts int, step func(rate int) (Step, error), report func(Step)) ([]Step, error) {
+	steps, errs := RampAll(rates, 1, attempts,
 		func(_, rate int) (Step, error) { return step(rate) },
 		func(_ int, s Step) { report(s) })
 	return steps[0], errs[0]
@@ -98,13 +98,13 @@ func Ramp(rates []int, step func(rate int) (Step, error), report func(Step)) ([]
 // RampAll ramps n runs together: at each rate, every run still going
 // runs one step, so all runs meet the machine in the same state (it may
 // be shared) and a ramp's late steps are not all taken at a busier time
-// than another's. A run stops at its first failed step, which is run once
-// more first (one hiccup should not end it), or at a step limited by the
-// load generator, since higher rates cannot be offered: its rate is then a
-// lower bound of what the server sustains. A run whose step returns an
-// error stops with that error. report sees every step, retries included,
-// as it completes.
-func RampAll(rates []int, n int, step func(run, rate int) (Step, error), report func(run int, s Step)) ([][]Step, []error) {
+// than another's. A run stops at the first rate where attempts tries in a
+// row all fail (one hiccup of a shared machine should not end it), or at
+// a step limited by the load generator, since higher rates cannot be
+// offered: its rate is then a lower bound of what the server sustains. A
+// run whose step returns an error stops with that error. report sees
+// every step, retries included, as it completes.
+func RampAll(rates []int, n, attempts int, step func(run, rate int) (Step, error), report func(run int, s Step)) ([][]Step, []error) {
 	steps, errs := make([][]Step, n), make([]error, n)
 	done := make([]bool, n)
 	for _, rate := range rates {
@@ -112,7 +112,7 @@ func RampAll(rates []int, n int, step func(run, rate int) (Step, error), report 
 			if done[run] {
 				continue
 			}
-			s, err := stepWithRetry(rate, func(rate int) (Step, error) { return step(run, rate) },
+			s, err := stepWithRetry(rate, attempts, func(rate int) (Step, error) { return step(run, rate) },
 				func(s Step) { report(run, s) })
 			if err != nil {
 				errs[run], done[run] = err, true
@@ -125,27 +125,25 @@ func RampAll(rates []int, n int, step func(run, rate int) (Step, error), report 
 	return steps, errs
 }
 
-// stepWithRetry runs a step, and once more if it failed; it returns the
-// passing run, else the one that lost less.
-func stepWithRetry(rate int, step func(rate int) (Step, error), report func(Step)) (Step, error) {
-	s, err := step(rate)
-	if err != nil {
-		return s, err
+// stepWithRetry runs a step up to attempts times until it passes; it
+// returns the passing try, else the one that lost least.
+func stepWithRetry(rate, attempts int, step func(rate int) (Step, error), report func(Step)) (Step, error) {
+	var best Step
+	for i := range max(attempts, 1) {
+		s, err := step(rate)
+		if err != nil {
+			return s, err
+		}
+		s.Retried = i > 0
+		report(s)
+		if s.Pass {
+			return s, nil
+		}
+		if i == 0 || s.Loss < best.Loss {
+			best = s
+		}
 	}
-	report(s)
-	if s.Pass {
-		return s, nil
-	}
-	again, err := step(rate)
-	if err != nil {
-		return s, err
-	}
-	again.Retried = true
-	report(again)
-	if again.Pass || again.Loss < s.Loss {
-		return again, nil
-	}
-	return s, nil
+	return best, nil
 }
 
 // Sustained returns the passing step with the highest completed rate.

@@ -59,7 +59,7 @@ func fakeSteps(limit int, calls map[int]int, flaky map[int]bool) func(int) (Step
 func TestRampStopsAfterFailureAndRetry(t *testing.T) {
 	calls := map[int]int{}
 	var seen []Step
-	steps, err := Ramp([]int{1, 2, 3, 4, 5}, fakeSteps(2, calls, map[int]bool{1: true}), func(s Step) { seen = append(seen, s) })
+	steps, err := Ramp([]int{1, 2, 3, 4, 5}, 2, fakeSteps(2, calls, map[int]bool{1: true}), func(s Step) { seen = append(seen, s) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestRampStopsAfterFailureAndRetry(t *testing.T) {
 
 func TestRampStopsWhenClientBound(t *testing.T) {
 	n := 0
-	steps, err := Ramp([]int{1, 2, 3}, func(rate int) (Step, error) {
+	steps, err := Ramp([]int{1, 2, 3}, 2, func(rate int) (Step, error) {
 		n++
 		return Step{Offered: rate, Rate: float64(rate), Pass: true, ClientBound: rate == 2}, nil
 	}, func(Step) {})
@@ -92,7 +92,7 @@ func TestRampStopsWhenClientBound(t *testing.T) {
 
 func TestRampError(t *testing.T) {
 	boom := errors.New("boom")
-	steps, err := Ramp([]int{1, 2}, func(rate int) (Step, error) {
+	steps, err := Ramp([]int{1, 2}, 2, func(rate int) (Step, error) {
 		if rate == 2 {
 			return Step{}, boom
 		}
@@ -109,7 +109,7 @@ func TestRampError(t *testing.T) {
 func TestRampAllInterleavesRuns(t *testing.T) {
 	var order []string
 	limits := []int{2, 4}
-	steps, errs := RampAll([]int{1, 2, 3, 4, 5}, 2, func(run, rate int) (Step, error) {
+	steps, errs := RampAll([]int{1, 2, 3, 4, 5}, 2, 2, func(run, rate int) (Step, error) {
 		order = append(order, string(rune('a'+run))+string(rune('0'+rate)))
 		pass := rate <= limits[run]
 		return Step{Offered: rate, Rate: float64(rate), Pass: pass, Loss: map[bool]float64{true: 0, false: 9}[pass]}, nil
@@ -121,5 +121,20 @@ func TestRampAllInterleavesRuns(t *testing.T) {
 	}
 	if errs[0] != nil || errs[1] != nil || len(steps[0]) != 3 || len(steps[1]) != 5 {
 		t.Errorf("steps %+v, errs %v", steps, errs)
+	}
+}
+
+func TestRampTriesAttemptsTimesAndKeepsTheLeastLoss(t *testing.T) {
+	losses := []float64{7, 3, 5}
+	n := 0
+	steps, err := Ramp([]int{1, 2}, 3, func(rate int) (Step, error) {
+		n++
+		return Step{Offered: rate, Loss: losses[n-1]}, nil
+	}, func(Step) {})
+	if err != nil || n != 3 || len(steps) != 1 {
+		t.Fatalf("%d tries, steps %+v, err %v; want 3 tries of rate 1 and a stop", n, steps, err)
+	}
+	if steps[0].Loss != 3 || !steps[0].Retried {
+		t.Errorf("kept %+v, want the second try (3%% loss)", steps[0])
 	}
 }

@@ -88,6 +88,7 @@ type Machine struct {
 type Settings struct {
 	StepSeconds float64 `json:"step_s"`
 	Rates       []int   `json:"rates"`
+	Attempts    int     `json:"attempts"`
 	Clients     int     `json:"clients"`
 	KeaThreads  int     `json:"kea_threads"`
 	KeaQueue    int     `json:"kea_packet_queue"`
@@ -103,7 +104,7 @@ type Result struct {
 	Runs     []Run     `json:"runs"`
 	Ratios   []Ratio   `json:"ratios"`
 	Scale    *Scale    `json:"scale,omitempty"`
-	Profile  string    `json:"hook6_profile,omitempty"`
+	Profiles []string  `json:"hook6_profiles,omitempty"`
 }
 
 // ComputeRatios compares every hook6 run with the Kea run of the same
@@ -214,8 +215,11 @@ func (r *Result) WriteTable(w io.Writer) {
 			fmt.Fprintf(w, "  hook6ctl lease delete ::/0 %.2f s (%d left)\n", sc.DeleteS, sc.LeasesAfterDel)
 		}
 	}
-	if r.Profile != "" {
-		fmt.Fprintf(w, "\nhook6d CPU profile at its sustained rate: %s\n", r.Profile)
+	for _, p := range r.Profiles {
+		fmt.Fprintf(w, "\nhook6d CPU profile at its sustained rate: %s", p)
+	}
+	if len(r.Profiles) > 0 {
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w, "\nlatency: p50/p99 from perfdhcp -x t timestamps; avg/max as perfdhcp prints them.")
 	fmt.Fprintln(w, "CPU s: server process during the step (+ failover partner); CPU ms/1k: server CPU per 1000 exchanges.")
