@@ -689,16 +689,40 @@ func runPerf(b *testing.B, x *direct, rate int) perfRun {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cpu0 := procCPU(b, x.d.Process().Pid())
+	cpu0, over0 := procCPU(b, x.d.Process().Pid()), rcvbufErrors(b, x.cli)
 	res, err := x.cli.Perfdhcp(ctx, lab.PerfOptions{Iface: cliIf, Rate: rate, Clients: 10000000, Duration: 3 * time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}
 	sa, rr := res.Exchanges["SOLICIT-ADVERTISE"], res.Exchanges["REQUEST-REPLY"]
 	r := perfRun{asked: rate, rate: res.Rate, lost: max(sa.DropsRatio, rr.DropsRatio), cpu: procCPU(b, x.d.Process().Pid()) - cpu0, done: rr.Received}
-	b.Logf("  asked %5d/s: %5.0f exchanges/s, %4.1f%% lost, latency Solicit %v Request %v, hook6d CPU %v",
-		rate, r.rate, r.lost, sa.AvgDelay.Round(10*time.Microsecond), rr.AvgDelay.Round(10*time.Microsecond), r.cpu.Round(time.Millisecond))
+	b.Logf("  asked %5d/s: %5.0f exchanges/s, %4.1f%% lost, latency Solicit %v Request %v, hook6d CPU %v, answers perfdhcp could not read %d",
+		rate, r.rate, r.lost, sa.AvgDelay.Round(10*time.Microsecond), rr.AvgDelay.Round(10*time.Microsecond), r.cpu.Round(time.Millisecond),
+		rcvbufErrors(b, x.cli)-over0)
 	return r
+}
+
+// rcvbufErrors counts the UDP datagrams ns dropped because a socket's
+// receive buffer was full: answers the load generator was too slow to read.
+func rcvbufErrors(b *testing.B, ns *lab.Netns) int {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := ns.Run(ctx, "cat", "/proc/net/snmp6")
+	if err != nil {
+		b.Fatalf("read /proc/net/snmp6 in %s: %v: %s", ns.Name, err, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "Udp6RcvbufErrors" {
+			n, err := strconv.Atoi(f[1])
+			if err != nil {
+				b.Fatalf("parse %q: %v", line, err)
+			}
+			return n
+		}
+	}
+	b.Fatalf("no Udp6RcvbufErrors in /proc/net/snmp6 of %s", ns.Name)
+	return 0
 }
 
 // procCPU is the CPU time (user and system) process pid has used.
@@ -719,60 +743,49 @@ func procCPU(b *testing.B, pid int) time.Duration {
 	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
-// perfCapacity finds the highest exchange rate hook6d with cfg sustains
-// (under 1% lost): doubling from 2000/s, then halving the gap to within
-// 10%. It returns that rate and the CPU time per exchange at 2000/s.
-func perfCapacity(b *testing.B, name string, cfg lab.Config) (float64, time.Duration) {
+// perfRates are the steps of the load benchmark, exchanges per second.
+var perfRates = []int{2000, 3000, 4000, 5000, 6000, 7000, 8000, 10000, 12000, 15000}
+
+// perfSide is one server of the load benchmark.
+type perfSide struct {
+	name   string
+	x      *direct
+	best   float64       // highest rate sustained
+	cpu    time.Duration // hook6d CPU per exchange at the first step
+	failed bool
+}
+
+// step runs perfdhcp at rate against the side, once more if it loses
+// too much (a stall of the shared machine), and records the outcome.
+func (s *perfSide) step(b *testing.B, rate int) {
 	b.Helper()
-	x := startDirect(b, cfg)
-	b.Logf("%s:", name)
-	var best float64
-	var cpuPer time.Duration
-	pass, fail := 0, 0
-	for rate := 2000; ; {
-		r := runPerf(b, x, rate)
-		if cpuPer == 0 && r.done > 0 {
-			cpuPer = r.cpu / time.Duration(r.done)
+	for try := 0; try < 2; try++ {
+		r := runPerf(b, s.x, rate)
+		if s.cpu == 0 && r.done > 0 {
+			s.cpu = r.cpu / time.Duration(r.done)
 		}
 		if r.ok() {
-			pass, best = rate, max(best, r.rate)
-			// Let the last exchanges finish.
+			s.best = max(s.best, r.rate)
 			time.Sleep(500 * time.Millisecond)
-		} else {
-			fail = rate
-			// Let the server drain its queue before the next run.
-			time.Sleep(3 * time.Second)
+			return
 		}
-		switch {
-		case fail == 0:
-			rate *= 2
-		case fail-pass <= fail/10:
-			if len(cfg.Extensions) > 0 {
-				st, err := x.d.Ctl().Stats(context.Background())
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Logf("  extension calls %.0f, timeouts %.0f, errors %.0f; %d interpreters stopped",
-					st.Sum("extensions.", ".calls"), st.Sum("extensions.", ".timeouts"), st.Sum("extensions.", ".errors"),
-					strings.Count(x.d.Logs(), `msg="script stopped"`))
-			}
-			return best, cpuPer
-		default:
-			rate = (pass + fail) / 2
-		}
+		// Let the server drain its queue before the next run.
+		time.Sleep(3 * time.Second)
 	}
+	s.failed = true
 }
 
 // BenchmarkScriptPerfdhcp measures what scripts cost a loaded server:
 // the highest rate of perfdhcp -6 exchanges (Solicit-Advertise-Request-
-// Reply, under 1% lost) that hook6d sustains without extensions and with
-// one small script at each of four points (post-packet-decode,
-// post-client-lookup, lease-state-change, pre-packet-encode), each on a
-// fresh lab, and hook6d's CPU time per exchange at 2000/s. The target of
-// issue #3 is at least 80% of the rate without scripts. Run it alone (the
-// figures are a 2-core machine's, perfdhcp included), as root:
+// Reply, under 1% lost, stepped up from 2000/s) that hook6d sustains
+// without extensions and with one small script at each of four points
+// (post-packet-decode, post-client-lookup, lease-state-change,
+// pre-packet-encode), and hook6d's CPU time per exchange at 2000/s. Both
+// servers run side by side in labs of their own and take each step in
+// turn, so a busy machine weighs on both alike. The target of issue #3
+// is at least 80% of the rate without scripts. Run it alone, as root:
 //
-//	go test -run '^$' -bench ScriptPerfdhcp ./e2e/
+//	go test -run '^$' -bench ScriptPerfdhcp -benchtime 1x ./e2e/
 func BenchmarkScriptPerfdhcp(b *testing.B) {
 	base := baseConfig()
 	base.Log.Level = "warn"
@@ -786,10 +799,30 @@ func BenchmarkScriptPerfdhcp(b *testing.B) {
 	var without, with float64
 	var cpuWithout, cpuWith time.Duration
 	for i := 0; i < b.N; i++ {
-		r, c := perfCapacity(b, "without extensions", base)
-		without, cpuWithout = without+r, cpuWithout+c
-		r, c = perfCapacity(b, "a script at each of 4 points", scripted)
-		with, cpuWith = with+r, cpuWith+c
+		sides := []*perfSide{
+			{name: "without extensions", x: startDirect(b, base)},
+			{name: "a script at each of 4 points", x: startDirect(b, scripted)},
+		}
+		for _, rate := range perfRates {
+			for _, s := range sides {
+				if !s.failed {
+					b.Logf("%s:", s.name)
+					s.step(b, rate)
+				}
+			}
+			if sides[0].failed && sides[1].failed {
+				break
+			}
+		}
+		st, err := sides[1].x.d.Ctl().Stats(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("with scripts: extension calls %.0f, timeouts %.0f, errors %.0f; %d interpreters stopped",
+			st.Sum("extensions.", ".calls"), st.Sum("extensions.", ".timeouts"), st.Sum("extensions.", ".errors"),
+			strings.Count(sides[1].x.d.Logs(), `msg="script stopped"`))
+		without, cpuWithout = without+sides[0].best, cpuWithout+sides[0].cpu
+		with, cpuWith = with+sides[1].best, cpuWith+sides[1].cpu
 	}
 	n := float64(b.N)
 	b.ReportMetric(0, "ns/op")
