@@ -14,6 +14,15 @@ const skew = 5 * time.Second
 // later reports whether a is clearly later than b.
 func later(a, b time.Time) bool { return a.Sub(b) > skew }
 
+// ends reports whether a binding-status says no client holds the lease.
+func ends(s uint8) bool {
+	switch s {
+	case bsExpired, bsReleased, bsPendingFree, bsFree, bsFreeBackup, bsReset:
+		return true
+	}
+	return false
+}
+
 // verdict is the outcome of conflict resolution for one received binding.
 type verdict struct {
 	accept bool
@@ -75,8 +84,9 @@ func resolve(local *lease.Lease, fromPartner bool, b *binding, now time.Time, r 
 		}
 	default:
 		// EXPIRED, RELEASED, ABANDONED locally (FREE is handled above):
-		// accept a later update.
-		if timeOK {
+		// accept a later update; an update that also ends the binding is
+		// accepted unless clearly older (both agree it is over).
+		if timeOK || (ends(b.Status) && !later(loc, upd)) {
 			return acceptIt()
 		}
 		return outdated

@@ -118,7 +118,8 @@ type Endpoint struct {
 
 	mu             sync.Mutex // guards the fields below
 	p              persisted
-	hadContact     bool // had talked to the partner before this connection
+	hadContact     bool      // had talked to the partner before this connection
+	lastRun        time.Time // when this server last operated before this start
 	startupUntil   time.Time
 	conn           *conn
 	commOK         bool
@@ -207,6 +208,7 @@ func (e *Endpoint) restore() error {
 	}
 	p.State, p.Since = Startup, now
 	e.p = p
+	e.lastRun = p.LastOperation
 	e.hadContact = p.Communicated
 	e.startupUntil = now.Add(e.cfg.StartupTime)
 	e.cur.Store(uint32(Startup))
@@ -272,13 +274,19 @@ func (e *Endpoint) Close() error { return e.meta.close() }
 // dialLoop connects to the secondary, retrying with backoff.
 func (e *Endpoint) dialLoop(ctx context.Context) {
 	backoff := time.Second
+	lastErr := ""
 	for ctx.Err() == nil {
 		c, err := e.dial(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			e.log.Debug("connecting to the partner", "peer", e.cfg.Peer, "err", err, "retry-in", backoff)
+			if msg := err.Error(); msg != lastErr {
+				e.log.Info("cannot connect to the failover partner; retrying", "peer", e.cfg.Peer, "err", err)
+				lastErr = msg
+			} else {
+				e.log.Debug("connecting to the partner", "peer", e.cfg.Peer, "err", err, "retry-in", backoff)
+			}
 			var rj *rejectedError
 			wait := backoff
 			if errors.As(err, &rj) {
@@ -292,7 +300,7 @@ func (e *Endpoint) dialLoop(ctx context.Context) {
 			backoff = min(2*backoff, 30*time.Second)
 			continue
 		}
-		backoff = time.Second
+		backoff, lastErr = time.Second, ""
 		e.serveConn(ctx, c)
 	}
 }
@@ -633,7 +641,7 @@ func (e *Endpoint) onState(c *conn, m *Message) {
 func (e *Endpoint) leaveStartupLocked() {
 	next := e.p.Previous
 	if e.p.PartnerState == PartnerDown {
-		if e.p.PartnerSince.After(e.p.LastOperation) {
+		if e.p.PartnerSince.After(e.lastRun) {
 			next = Recover
 		} else {
 			next = PotentialConflict

@@ -46,6 +46,8 @@ func TestResolveFigure4(t *testing.T) {
 		{"released locally, active newer", local(lease.Released, old, old, 1), false, recv(bsActive, new, 2), Primary, true, 0},
 		{"released locally, active older", local(lease.Released, new, new, 1), false, recv(bsActive, old, 2), Primary, false, StatusOutdatedBindingInformation},
 		{"abandoned locally, active newer", local(lease.Declined, old, soon, 1), false, recv(bsActive, new, 2), Primary, true, 0},
+		{"expired locally, expired received, same time", local(lease.Leased, old, past, 1), false, recv(bsExpired, old, 1), Primary, true, 0},
+		{"released locally, expired received, older", local(lease.Released, new, new, 1), false, recv(bsExpired, old, 1), Primary, false, StatusOutdatedBindingInformation},
 		{"partner refines its own binding", local(lease.Leased, new, soon, 1), true, recv(bsActive, new.Add(2*time.Second), 1), Primary, true, 0},
 	}
 	for _, c := range cases {
