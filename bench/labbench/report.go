@@ -36,9 +36,29 @@ type Ratio struct {
 	Run    string  `json:"run"`
 	Versus string  `json:"versus"`
 	Ratio  float64 `json:"ratio"`
-	// CPURatio is hook6's server CPU time per exchange over Kea's (below 1:
-	// hook6 spends less CPU per exchange).
+	// CPURatio is hook6's server CPU time per exchange over Kea's, each at
+	// its sustained step (below 1: hook6 spends less CPU per exchange).
 	CPURatio float64 `json:"cpu_per_exchange_ratio,omitempty"`
+	// SameRate is the highest offered rate both passed, and
+	// CPURatioSameRate the CPU ratio there: the fairer cost comparison,
+	// since an exchange costs less CPU at higher rates (fixed costs spread).
+	SameRate         int     `json:"same_rate,omitempty"`
+	CPURatioSameRate float64 `json:"cpu_per_exchange_ratio_same_rate,omitempty"`
+}
+
+// sameRate returns the passing steps of a and b at the highest offered
+// rate both passed.
+func sameRate(a, b []Step) (Step, Step, bool) {
+	var sa, sb Step
+	found := false
+	for _, x := range a {
+		for _, y := range b {
+			if x.Pass && y.Pass && x.Offered == y.Offered && (!found || x.Offered > sa.Offered) {
+				sa, sb, found = x, y, true
+			}
+		}
+	}
+	return sa, sb, found
 }
 
 // Scale holds the large-store figures of hook6.
@@ -123,6 +143,9 @@ func (r *Result) ComputeRatios() {
 			if k.Sustained.CPUPer1k > 0 {
 				ra.CPURatio = h.Sustained.CPUPer1k / k.Sustained.CPUPer1k
 			}
+			if hs, ks, ok := sameRate(h.Steps, k.Steps); ok && ks.CPUPer1k > 0 {
+				ra.SameRate, ra.CPURatioSameRate = hs.Offered, hs.CPUPer1k/ks.CPUPer1k
+			}
 			r.Ratios = append(r.Ratios, ra)
 		}
 	}
@@ -198,7 +221,8 @@ func (r *Result) WriteTable(w io.Writer) {
 	if len(r.Ratios) > 0 {
 		fmt.Fprintln(w)
 		for _, ra := range r.Ratios {
-			fmt.Fprintf(w, "%-20s vs %-18s %.2f× the exchanges/s, %.2f× the CPU per exchange\n", ra.Run, ra.Versus, ra.Ratio, ra.CPURatio)
+			fmt.Fprintf(w, "%-20s vs %-18s %.2f× the exchanges/s; CPU per exchange %.2f× (at %d/s both)\n",
+				ra.Run, ra.Versus, ra.Ratio, ra.CPURatioSameRate, ra.SameRate)
 		}
 	}
 	if sc := r.Scale; sc != nil {

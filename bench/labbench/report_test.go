@@ -12,6 +12,7 @@ import (
 
 func testResult() *Result {
 	kea := Step{Offered: 4000, Rate: 4000, Pass: true, CPU: 2, CPUPer1k: 100}
+	hook4k := Step{Offered: 4000, Rate: 4000, Pass: true, CPU: 2, CPUPer1k: 80}
 	hook := Step{Offered: 8000, Rate: 8000, Pass: true, CPU: 2, CPUPer1k: 50, ClientBound: true}
 	r := &Result{
 		Started:  time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC),
@@ -19,7 +20,7 @@ func testResult() *Result {
 		Settings: Settings{StepSeconds: 6, MaxLossPct: 1},
 		Runs: []Run{
 			{Name: "kea", Server: "kea", Leases: "address-only", Steps: []Step{kea, {Offered: 6000, Loss: 9}}},
-			{Name: "hook6", Server: "hook6", Leases: "address-only", Steps: []Step{hook}},
+			{Name: "hook6", Server: "hook6", Leases: "address-only", Steps: []Step{hook4k, hook}},
 			{Name: "hook6-napd", Server: "hook6", Leases: "address-and-prefix", Steps: []Step{hook}},
 			{Name: "broken", Server: "hook6", Leases: "address-only", Error: "hook6d exited\nmore"},
 		},
@@ -41,6 +42,9 @@ func TestComputeRatios(t *testing.T) {
 	if ra := r.Ratios[0]; ra.Run != "hook6" || ra.Versus != "kea" || ra.Ratio != 2 || ra.CPURatio != 0.5 {
 		t.Errorf("ratio %+v, want 2× the rate at half the CPU per exchange", ra)
 	}
+	if ra := r.Ratios[0]; ra.SameRate != 4000 || ra.CPURatioSameRate != 0.8 {
+		t.Errorf("same-rate comparison %+v, want 0.8 at 4000/s", ra)
+	}
 }
 
 func TestWriteTable(t *testing.T) {
@@ -49,7 +53,7 @@ func TestWriteTable(t *testing.T) {
 	var b bytes.Buffer
 	r.WriteTable(&b)
 	out := b.String()
-	for _, want := range []string{"2 cores", "≥8000", "4000", "hook6d exited", "2.00× the exchanges/s", "0.50× the CPU", "2097 bytes per lease", "restart"} {
+	for _, want := range []string{"2 cores", "≥8000", "4000", "hook6d exited", "2.00× the exchanges/s", "0.80× (at 4000/s both)", "2097 bytes per lease", "restart"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
