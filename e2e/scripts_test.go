@@ -744,7 +744,7 @@ func procCPU(b *testing.B, pid int) time.Duration {
 }
 
 // perfRates are the steps of the load benchmark, exchanges per second.
-var perfRates = []int{2000, 3000, 4000, 5000, 6000, 7000, 8000, 10000, 12000, 15000}
+var perfRates = []int{2000, 2500, 3000, 3500, 4000, 4500, 5000, 6000, 7000, 8000, 10000, 12000, 15000}
 
 // perfSide is one server of the load benchmark.
 type perfSide struct {
