@@ -1,8 +1,10 @@
 package plugin
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -282,6 +284,22 @@ func TestHangReturnsByTheDeadlineAndRestarts(t *testing.T) {
 	waitRunning(t, e, pid)
 }
 
+// waitStopped waits until the kernel has stopped pid: kill(SIGSTOP)
+// returns before the process stops, and a call sent in between is answered.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		// The state follows the command name's closing parenthesis.
+		if i := bytes.LastIndexByte(b, ')'); err == nil && i > 0 && i+2 < len(b) && b[i+2] == 'T' {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("plugin %d did not stop", pid)
+}
+
 // A frozen process (SIGSTOP) answers nothing, not even go-plugin's
 // shutdown request: calls still end by their deadline, the plugin is
 // replaced, and Close does not wait for it for ever.
@@ -292,6 +310,7 @@ func TestFrozenProcessIsReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	waitStopped(t, pid)
 	for i := 0; i < 2; i++ {
 		if _, err := call(e, hooks.GenerateLease, "", 100*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("call %d to a frozen plugin: %v", i, err)
