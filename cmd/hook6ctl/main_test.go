@@ -323,7 +323,7 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{nil, "missing command: one of lease, reload, stats, status"},
+		{nil, "missing command: one of failover, lease, plugin, reload, script, stats, status"},
 		{[]string{"bogus"}, `unknown command "bogus" for "hook6ctl"`},
 		{[]string{"lease"}, "missing command: one of delete, list, show"},
 		{[]string{"lease", "lst"}, "did you mean list?"},
