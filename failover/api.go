@@ -24,21 +24,25 @@ type counters struct {
 // Filter reports whether this server may give p as a new lease now: the
 // state allows allocation; for an address, its last bit is this server's
 // (primary odd, secondary even, §4.2.1.1); for a delegated prefix, its
-// block is this server's (§4.2.2); and if p was leased before, the partner
-// has acknowledged that it is free (or, in PARTNER-DOWN, the MCLT has
-// passed, §8.4.1). The engine calls it for every candidate.
+// block is this server's (§4.2.2) — reserved addresses and prefixes are
+// given by either server; and if p was leased before, the partner has
+// acknowledged that it is free (or, in PARTNER-DOWN, the MCLT has passed,
+// §8.4.1). The engine calls it for every candidate.
 func (e *Endpoint) Filter(p netip.Prefix, k lease.Kind) bool {
 	st := e.State()
 	if !mayAllocate(st, e.cfg.Role) {
 		return false
 	}
 	now := e.now()
-	if k == lease.NA {
+	switch {
+	case e.layout.Load().Reserved[p]:
+		// A reservation names its client: no split needed.
+	case k == lease.NA:
 		odd := p.Addr().As16()[15]&1 == 1
 		if odd != (e.cfg.Role == Primary) {
 			return false
 		}
-	} else if !e.mayDelegate(p, st, now) {
+	case !e.mayDelegate(p, st, now):
 		return false
 	}
 	return e.free(p, st, now)

@@ -107,6 +107,7 @@ type Endpoint struct {
 	log    *slog.Logger
 	now    func() time.Time
 	meta   *meta
+	jrnl   *journal
 	layout atomic.Pointer[Layout]
 	pools  *pools
 	apply  func([]byte, bool) error
@@ -159,7 +160,7 @@ func New(cfg Config, opts Options) (*Endpoint, error) {
 		lo = &Layout{}
 	}
 	e.layout.Store(lo)
-	m, err := openMeta(filepath.Join(cfg.StateDir, "failover.db"), e.log)
+	m, err := openMeta(filepath.Join(cfg.StateDir, "failover.db"))
 	if err != nil {
 		return nil, err
 	}
@@ -171,12 +172,14 @@ func New(cfg Config, opts Options) (*Endpoint, error) {
 	}
 	e.pools = newPools(cfg.Role, owners)
 	e.rep = newReplicator(e, cfg.QueueSize)
-	if err := m.loadAcked(e.rep.acks.load); err != nil {
+	e.jrnl, err = openJournal(filepath.Join(cfg.StateDir, "failover.journal"), e.log, e.rep.replay(), e.rep.snapshot)
+	if err != nil {
 		m.close()
-		return nil, fmt.Errorf("reading acknowledged bindings: %w", err)
+		return nil, err
 	}
 	e.syncs = newSyncer(e)
 	if err := e.restore(); err != nil {
+		e.jrnl.close()
 		m.close()
 		return nil, err
 	}
@@ -267,9 +270,11 @@ func (e *Endpoint) Run(ctx context.Context) error {
 	return err
 }
 
-// Close flushes and closes the endpoint's database. Call it after Run
+// Close flushes and closes the endpoint's files. Call it after Run
 // returned.
-func (e *Endpoint) Close() error { return e.meta.close() }
+func (e *Endpoint) Close() error {
+	return errors.Join(e.jrnl.close(), e.meta.close())
+}
 
 // dialLoop connects to the secondary, retrying with backoff.
 func (e *Endpoint) dialLoop(ctx context.Context) {
@@ -506,7 +511,7 @@ func (e *Endpoint) setStateLocked(s State) {
 		}
 	case PotentialConflict:
 		if e.cfg.Role == Primary && e.commOK {
-			e.requestUpdatesLocked(false)
+			e.requestUpdatesLocked(e.lostStorage())
 		}
 	}
 	if e.commOK {
@@ -663,14 +668,18 @@ func (e *Endpoint) commOKTransitionLocked() {
 	}
 	switch e.p.State {
 	case Recover:
-		all := !e.hadContact && e.partnerEverRan
-		e.requestUpdatesLocked(all)
+		e.requestUpdatesLocked(e.lostStorage())
 	case PotentialConflict:
 		if e.cfg.Role == Primary || ps == ConflictDone {
-			e.requestUpdatesLocked(false)
+			e.requestUpdatesLocked(e.lostStorage())
 		}
 	}
 }
+
+// lostStorage reports whether this server has no record of its partner
+// while the partner remembers it: its database was lost, so it asks for
+// everything (UPDREQALL, §8.5.2).
+func (e *Endpoint) lostStorage() bool { return !e.hadContact && e.partnerEverRan }
 
 // onUpdDone handles the partner's UPDDONE for our request.
 func (e *Endpoint) onUpdDone(c *conn, m *Message) {

@@ -24,6 +24,10 @@ type Prefix struct {
 // Layout is the configured prefixes.
 type Layout struct {
 	Prefixes []Prefix
+	// Reserved are the addresses (as /128) and delegated prefixes that
+	// reservations tie to one client: either server may give them to
+	// that client, whatever half of the space they lie in.
+	Reserved map[netip.Prefix]bool
 }
 
 // locate returns the configured prefix a lease of p belongs to: the one

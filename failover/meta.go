@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
-	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -101,52 +99,25 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 var (
 	bucketState = []byte("state")
-	bucketAcked = []byte("acked")
-	bucketTomb  = []byte("tombstones")
 	bucketPools = []byte("pools")
 	keyEndpoint = []byte("endpoint")
 )
 
-// metaOp is one write of the background writer (nil val deletes).
-type metaOp struct {
-	bucket []byte
-	key    pkey
-	val    []byte
-}
-
-// meta is the failover database (failover.db in the state dir): the
-// endpoint state, written synchronously on every transition; what the
-// partner is known to hold, and the last version of leases deleted before
-// the partner acknowledged the deletion, written in the background in
-// batches (losing the last of these writes only makes updates be sent
-// again); and who owns each block of delegable prefixes.
+// meta is failover.db in the state dir: the endpoint state and who owns
+// each block of delegable prefixes, both written synchronously (the
+// acknowledgements live in the journal).
 type meta struct {
-	db   *bolt.DB
-	log  *slog.Logger
-	ops  chan metaOp
-	done chan struct{}
-
-	mu     sync.RWMutex // guards closed against async sends after close
-	closed bool
+	db *bolt.DB
 }
 
-// metaQueue bounds the background writes waiting; beyond it a write is
-// dropped (see meta).
-const metaQueue = 1 << 16
-
-// metaFlushDelay is how long the background writer gathers writes into
-// one commit: one fsync every two seconds at most, so they do not compete with the
-// lease store's.
-const metaFlushDelay = 2 * time.Second
-
-func openMeta(path string, log *slog.Logger) (*meta, error) {
+func openMeta(path string) (*meta, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true,
 		FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return nil, fmt.Errorf("opening failover database %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketState, bucketAcked, bucketTomb, bucketPools} {
+		for _, b := range [][]byte{bucketState, bucketPools} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -157,107 +128,7 @@ func openMeta(path string, log *slog.Logger) (*meta, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialising failover database %s: %w", path, err)
 	}
-	m := &meta{db: db, log: log, ops: make(chan metaOp, metaQueue), done: make(chan struct{})}
-	go m.writer()
-	return m, nil
-}
-
-// writer applies background writes in batches until ops is closed.
-func (m *meta) writer() {
-	defer close(m.done)
-	batch := make([]metaOp, 0, 1<<16)
-	for op := range m.ops {
-		batch = append(batch[:0], op)
-		deadline := time.After(metaFlushDelay)
-	fill:
-		for len(batch) < cap(batch) {
-			select {
-			case op, ok := <-m.ops:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, op)
-			case <-deadline:
-				break fill
-			}
-		}
-		if err := m.db.Update(func(tx *bolt.Tx) error { return apply(tx, batch) }); err != nil {
-			m.log.Error("writing failover database", "err", err)
-		}
-	}
-}
-
-func apply(tx *bolt.Tx, ops []metaOp) error {
-	for _, op := range ops {
-		b := tx.Bucket(op.bucket)
-		var err error
-		if op.val == nil {
-			err = b.Delete(op.key[:])
-		} else {
-			err = b.Put(op.key[:], op.val)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// async queues a background write; it never blocks.
-func (m *meta) async(op metaOp) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if m.closed {
-		return
-	}
-	select {
-	case m.ops <- op:
-	default:
-		m.log.Debug("failover database write queue full; write dropped", "bucket", string(op.bucket))
-	}
-}
-
-func (m *meta) putAcked(k pkey, r ackRec) {
-	m.async(metaOp{bucket: bucketAcked, key: k, val: r.encode()})
-}
-func (m *meta) delAcked(k pkey) { m.async(metaOp{bucket: bucketAcked, key: k}) }
-func (m *meta) delTomb(k pkey)  { m.async(metaOp{bucket: bucketTomb, key: k}) }
-
-func (m *meta) putTomb(l *lease.Lease) {
-	v, err := lease.AppendEncoded(nil, l)
-	if err != nil {
-		return
-	}
-	m.async(metaOp{bucket: bucketTomb, key: keyOf(l.Prefix), val: v})
-}
-
-// tomb returns the last version of a deleted lease.
-func (m *meta) tomb(k pkey) (lease.Lease, bool) {
-	var l lease.Lease
-	found := false
-	_ = m.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketTomb).Get(k[:])
-		if v == nil {
-			return nil
-		}
-		var err error
-		l, err = lease.Decode(v)
-		found = err == nil
-		return nil
-	})
-	return l, found
-}
-
-func (m *meta) loadAcked(fn func(pkey, ackRec)) error {
-	return m.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketAcked).ForEach(func(k, v []byte) error {
-			r, ok := decodeAck(v)
-			if ok && len(k) == keyLen {
-				fn(pkey(k), r)
-			}
-			return nil
-		})
-	})
+	return &meta{db: db}, nil
 }
 
 func (m *meta) loadState() (persisted, bool, error) {
@@ -306,17 +177,8 @@ func (m *meta) savePool(k pkey, owner Role) error {
 	return m.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPools).Put(k[:], []byte{byte(owner)}) })
 }
 
-// close flushes the background writes and closes the database.
+// close closes the database.
 func (m *meta) close() error {
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return nil
-	}
-	m.closed = true
-	close(m.ops)
-	m.mu.Unlock()
-	<-m.done
 	if err := m.db.Close(); err != nil && !errors.Is(err, bolt.ErrDatabaseNotOpen) {
 		return fmt.Errorf("closing failover database: %w", err)
 	}

@@ -113,3 +113,28 @@ func TestAcknowledgementsSurviveRestart(t *testing.T) {
 		t.Errorf("the restarted primary sent %d bindings again", n)
 	}
 }
+
+// A secondary that lost its disk comes back empty: the primary remembers
+// it, so it asks for everything (UPDREQALL), waits the MCLT, and ends with
+// the whole database.
+func TestLostStorageUpdReqAll(t *testing.T) {
+	p := newPair(t, pairOpts{noSync: true})
+	p.start()
+	p.waitNormal(t, 10*time.Second)
+	for c := range 12 {
+		p.pri.bind(c, c%3 == 0)
+	}
+	p.waitSame(t, 5*time.Second)
+	p.sec.stop()
+	p.sec.dir = t.TempDir()
+	p.sec.open(true)
+	p.sec.start()
+	p.waitNormal(t, 15*time.Second)
+	p.waitSame(t, 5*time.Second)
+	if !passedThrough(p.sec, RecoverWait) {
+		t.Errorf("the secondary did not wait in recover-wait: %+v", p.sec.ep.Status().History)
+	}
+	if st := p.pri.ep.Stats(); st["v6-binding-sent"].(uint64) < 24 {
+		t.Errorf("the primary sent %d bindings; the second time it must send all 12 again", st["v6-binding-sent"])
+	}
+}

@@ -14,6 +14,11 @@ const storeTimeout = 30 * time.Second
 // maxApplyBatch bounds the BNDUPDs stored in one commit.
 const maxApplyBatch = 512
 
+// applyGather is how long a batch waits for more BNDUPDs after its first:
+// under load it turns hundreds of small commits (each an fsync) into a
+// few large ones; the partner's window keeps updates flowing meanwhile.
+const applyGather = 2 * time.Millisecond
+
 // applier stores the BNDUPDs received on c in batches: it takes what has
 // arrived, resolves every binding against the local leases, writes all
 // the accepted ones in one durable commit, and only then acknowledges
@@ -28,15 +33,17 @@ func (e *Endpoint) applier(c *conn) {
 		case m := <-c.upd:
 			batch = append(batch[:0], m)
 		}
+		gather := time.NewTimer(applyGather)
 	fill:
 		for len(batch) < maxApplyBatch {
 			select {
 			case m := <-c.upd:
 				batch = append(batch, m)
-			default:
+			case <-gather.C:
 				break fill
 			}
 		}
+		gather.Stop()
 		e.applyBatch(c, batch)
 	}
 }
@@ -170,7 +177,7 @@ func (e *Endpoint) finishClientData(u *update, puts []lease.Lease, err error) Op
 		k := keyOf(u.items[i].b.Prefix)
 		if u.kept[i] < 0 {
 			e.rep.acks.del(k)
-			e.meta.delAcked(k)
+			e.jrnl.delAcked(k)
 			e.rep.forgetTomb(k)
 			continue
 		}
@@ -181,7 +188,7 @@ func (e *Endpoint) finishClientData(u *update, puts []lease.Lease, err error) Op
 		}
 		rec := ackRec{updated: nanos(l.Updated), end: nanos(end), state: l.State, fromPartner: true}
 		e.rep.acks.set(k, rec)
-		e.meta.putAcked(k, rec)
+		e.jrnl.putAcked(k, rec)
 	}
 	return replyClientData(u.duid, u.replies, 0, "")
 }

@@ -222,8 +222,7 @@ type replicator struct {
 	moves    []move
 	turn     bool
 	// tombs holds the last version of leases removed from the store whose
-	// removal the partner has not acknowledged (also kept in failover.db,
-	// whose writes lag behind).
+	// removal the partner has not acknowledged (also in the journal).
 	tombs map[pkey]lease.Lease
 }
 
@@ -245,13 +244,42 @@ func (r *replicator) push(l lease.Lease, at time.Time) {
 	r.poke()
 }
 
+// replay loads the journal's records.
+func (r *replicator) replay() journalReplay {
+	return journalReplay{
+		ack:     r.acks.load,
+		ackDel:  func(k pkey) { delete(r.acks.m, k) },
+		tomb:    func(k pkey, l lease.Lease) { r.tombs[k] = l },
+		tombDel: func(k pkey) { delete(r.tombs, k) },
+	}
+}
+
+// snapshot lists the live journal records: what the partner holds, and
+// the removed leases it has not acknowledged.
+func (r *replicator) snapshot() []journalRec {
+	r.acks.mu.RLock()
+	out := make([]journalRec, 0, len(r.acks.m))
+	for k, rec := range r.acks.m {
+		out = append(out, journalRec{kind: kindAck, key: k, data: rec.encode()})
+	}
+	r.acks.mu.RUnlock()
+	r.mu.Lock()
+	for k, l := range r.tombs {
+		if v, err := lease.AppendEncoded(nil, &l); err == nil {
+			out = append(out, journalRec{kind: kindTomb, key: k, data: v})
+		}
+	}
+	r.mu.Unlock()
+	return out
+}
+
 // keepTomb remembers a lease removed from the store until the partner
-// acknowledges its removal.
+// acknowledges its removal (in memory and in the journal).
 func (r *replicator) keepTomb(l lease.Lease) {
 	r.mu.Lock()
 	r.tombs[keyOf(l.Prefix)] = l
 	r.mu.Unlock()
-	r.e.meta.putTomb(&l)
+	r.e.jrnl.putTomb(&l)
 }
 
 // tomb returns the last version of a removed lease.
@@ -259,10 +287,7 @@ func (r *replicator) tomb(k pkey) (lease.Lease, bool) {
 	r.mu.Lock()
 	l, ok := r.tombs[k]
 	r.mu.Unlock()
-	if ok {
-		return l, true
-	}
-	return r.e.meta.tomb(k)
+	return l, ok
 }
 
 func (r *replicator) forgetTomb(k pkey) {
@@ -271,7 +296,7 @@ func (r *replicator) forgetTomb(k pkey) {
 	delete(r.tombs, k)
 	r.mu.Unlock()
 	if ok {
-		r.e.meta.delTomb(k)
+		r.e.jrnl.delTomb(k)
 	}
 }
 
@@ -514,7 +539,7 @@ func (r *replicator) send(c *conn, w work) bool {
 				// expire its copy at the same time.
 				if _, known := r.acks.get(k); known {
 					r.acks.del(k)
-					e.meta.delAcked(k)
+					e.jrnl.delAcked(k)
 				}
 				r.jobDone(w.fromJ, k)
 				return false
@@ -639,7 +664,7 @@ func (r *replicator) settle(f *flight, status uint16, msg string, ackLife, now t
 	r.forgetTomb(k)
 	if f.l.State == lease.Expired {
 		r.acks.del(k)
-		e.meta.delAcked(k)
+		e.jrnl.delAcked(k)
 		return
 	}
 	end := f.l.Expires
@@ -648,7 +673,7 @@ func (r *replicator) settle(f *flight, status uint16, msg string, ackLife, now t
 	}
 	rec := ackRec{updated: nanos(f.l.Updated), end: nanos(end), state: f.l.State}
 	r.acks.set(k, rec)
-	e.meta.putAcked(k, rec)
+	e.jrnl.putAcked(k, rec)
 }
 
 // onUpdReq answers UPDREQ (what the partner has not acknowledged) or

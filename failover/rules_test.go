@@ -185,6 +185,13 @@ func TestFilter(t *testing.T) {
 	if p.sec.ep.Filter(odd, lease.NA) || !p.sec.ep.Filter(even, lease.NA) {
 		t.Error("the secondary allocates even addresses only")
 	}
+	// A reserved address is given by either server.
+	lo := *p.sec.ep.layout.Load()
+	lo.Reserved = map[netip.Prefix]bool{odd: true}
+	p.sec.ep.SetLayout(&lo)
+	if !p.sec.ep.Filter(odd, lease.NA) {
+		t.Error("the secondary refuses a reserved odd address")
+	}
 	for _, s := range []State{Startup, Recover, RecoverWait, RecoverDone, PotentialConflict} {
 		p.pri.ep.cur.Store(uint32(s))
 		if p.pri.ep.Filter(odd, lease.NA) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -74,6 +75,15 @@ func layoutOf(cfg *config.Config) *failover.Layout {
 		}
 		lo.Prefixes = append(lo.Prefixes, failover.Prefix{Name: p.Name, Link: p.Link, Kind: k,
 			Address: p.Address.Masked(), Pool: p.Pool().Masked(), Length: length, Valid: valid})
+	}
+	lo.Reserved = map[netip.Prefix]bool{}
+	for _, r := range cfg.Reservations {
+		if r.Address.IsValid() {
+			lo.Reserved[netip.PrefixFrom(r.Address, 128)] = true
+		}
+		if r.Prefix.IsValid() {
+			lo.Reserved[r.Prefix.Masked()] = true
+		}
 	}
 	return lo
 }
