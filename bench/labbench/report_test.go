@@ -20,6 +20,7 @@ func testResult() *Result {
 		Settings: Settings{StepSeconds: 6, MaxLossPct: 1},
 		Runs: []Run{
 			{Name: "kea", Server: "kea", Leases: "address-only", Steps: []Step{kea, {Offered: 6000, Loss: 9}}},
+			{Name: "kea-slow", Server: "kea", Leases: "address-only", Steps: []Step{{Offered: 2000, Rate: 2000, Pass: true, CPUPer1k: 90}}},
 			{Name: "hook6", Server: "hook6", Leases: "address-only", Steps: []Step{hook4k, hook}},
 			{Name: "hook6-napd", Server: "hook6", Leases: "address-and-prefix", Steps: []Step{hook}},
 			{Name: "broken", Server: "hook6", Leases: "address-only", Error: "hook6d exited\nmore"},
@@ -35,7 +36,8 @@ func testResult() *Result {
 func TestComputeRatios(t *testing.T) {
 	r := testResult()
 	r.ComputeRatios()
-	// hook6-napd has no Kea run of its lease types; broken has no sustained step.
+	// hook6-napd has no Kea run of its lease types; broken has no sustained
+	// step; kea-slow is not Kea's best.
 	if len(r.Ratios) != 1 {
 		t.Fatalf("ratios %+v, want hook6/kea only", r.Ratios)
 	}
@@ -82,7 +84,7 @@ func TestWriteJSON(t *testing.T) {
 	if err := json.Unmarshal(a, &back); err != nil {
 		t.Fatal(err)
 	}
-	if len(back.Runs) != 4 || back.Runs[1].Sustained == nil || back.Runs[1].Sustained.Rate != 8000 || back.Scale.Leases != 1000 {
+	if len(back.Runs) != 5 || back.Runs[2].Sustained == nil || back.Runs[2].Sustained.Rate != 8000 || back.Scale.Leases != 1000 {
 		t.Errorf("read back %+v", back)
 	}
 }
