@@ -22,16 +22,6 @@ const (
 	bsReset       uint8 = 8
 )
 
-var statusNames = [...]string{"reserved", "active", "expired", "released", "pending-free", "free",
-	"free-backup", "abandoned", "reset"}
-
-func bindingStatusName(s uint8) string {
-	if int(s) < len(statusNames) {
-		return statusNames[s]
-	}
-	return fmt.Sprintf("status-%d", s)
-}
-
 // timed reports whether a binding-status carries the §7.4 items marked
 // with an asterisk (it has a timeout).
 func timed(s uint8) bool { return s == bsActive || s == bsAbandoned }

@@ -236,7 +236,7 @@ func (e *Endpoint) serverHandshake(nc net.Conn) (*conn, error) {
 		_ = writeNow(nc, &Message{Type: MsgConnectReply, TxID: m.TxID, Options: OptionList{OptStatus(code, msg)}})
 		return nil, &rejectedError{code: code, msg: msg}
 	}
-	if d := FromAbs(m.SentTime, time.Now()).Sub(time.Now()); d > skew || d < -skew-time.Second {
+	if d := time.Until(FromAbs(m.SentTime, time.Now())); d > skew || d < -skew-time.Second {
 		return refuse(StatusExcessiveTimeSkew, fmt.Sprintf("clocks differ by %s", d.Round(time.Second)))
 	}
 	c := newConn(e, nc, br)

@@ -58,9 +58,3 @@ func (h *histogram) quantile(q float64) time.Duration {
 	}
 	return upper(len(h.counts) - 1)
 }
-
-func (h *histogram) count() uint64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.n
-}

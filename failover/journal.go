@@ -154,7 +154,8 @@ func (j *journal) compact() error {
 			return fmt.Errorf("compacting failover journal: %w", err)
 		}
 	}
-	if err := w.Flush(); err == nil {
+	err = w.Flush()
+	if err == nil {
 		err = f.Sync()
 	}
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/hook6/hook6/core/lease"
 )
@@ -179,7 +180,7 @@ func (m *meta) savePool(k pkey, owner Role) error {
 
 // close closes the database.
 func (m *meta) close() error {
-	if err := m.db.Close(); err != nil && !errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if err := m.db.Close(); err != nil && !errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return fmt.Errorf("closing failover database: %w", err)
 	}
 	return nil

@@ -106,15 +106,6 @@ func blockOf(lo *Layout, p netip.Prefix) (block netip.Prefix, pool *Prefix, ok b
 	return netip.Prefix{}, nil, false
 }
 
-func (ps *pools) ownerOf(block netip.Prefix) Role {
-	ps.mu.RLock()
-	defer ps.mu.RUnlock()
-	if o, ok := ps.owner[keyOf(block)]; ok {
-		return o
-	}
-	return Primary
-}
-
 func (ps *pools) setOwner(block netip.Prefix, o Role) {
 	ps.mu.Lock()
 	ps.owner[keyOf(block)] = o

@@ -63,19 +63,6 @@ func (t *ackTable) reject(k pkey, version int64) {
 	t.mu.Unlock()
 }
 
-// clearRejected forgets a rejection, so the version is sent again.
-func (t *ackTable) clearRejected(k pkey) {
-	t.mu.Lock()
-	delete(t.rejected, k)
-	t.mu.Unlock()
-}
-
-func (t *ackTable) len() int {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return len(t.m)
-}
-
 // pending reports whether the partner does not hold this version of l (a
 // lease in state Expired stands for its deletion).
 func (t *ackTable) pending(l *lease.Lease) bool {
