@@ -221,7 +221,7 @@ func (e *Endpoint) Status() Status {
 	e.mu.Unlock()
 	s := Status{Name: e.cfg.Name, Role: e.cfg.Role.String(), State: p.State.String(), Since: p.Since,
 		TimeInState: int64(now.Sub(p.Since) / time.Second), Peer: e.cfg.Peer, Local: e.cfg.Local,
-		TLS: e.cfg.TLS != nil, MCLT: e.MCLT().String(), LastContact: timePtr(p.LastContact),
+		TLS: e.cfg.TLS != nil, MCLT: e.MCLT().String(), LastContact: timePtr(timeOfNanos(e.lastContact.Load())),
 		Communications: "interrupted", Pending: e.rep.pendingCount(), Unacked: e.rep.unacked(), History: hist}
 	if p.Previous != 0 {
 		s.Previous = p.Previous.String()

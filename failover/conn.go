@@ -420,9 +420,7 @@ func (c *conn) reader() {
 
 func (c *conn) dispatch(m *Message) {
 	e := c.e
-	e.mu.Lock()
-	e.p.LastContact = e.now()
-	e.mu.Unlock()
+	e.lastContact.Store(nanos(e.now()))
 	switch m.Type {
 	case MsgState:
 		e.onState(c, m)

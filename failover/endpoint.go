@@ -112,10 +112,14 @@ type Endpoint struct {
 	pools  *pools
 	apply  func([]byte, bool) error
 
-	cur   atomic.Uint32 // current State, for the engine's calls
-	mclt  atomic.Int64
-	pdt   atomic.Int64 // PARTNER-DOWN time, Unix nanoseconds
-	txids atomic.Uint32
+	cur atomic.Uint32 // current State, for the engine's calls
+	// reqID is the transaction-id of our UPDREQ/UPDREQALL awaiting its
+	// UPDDONE on the current connection, 0 when none.
+	reqID       atomic.Uint32
+	lastContact atomic.Int64 // Unix nanoseconds of the partner's last message
+	mclt        atomic.Int64
+	pdt         atomic.Int64 // PARTNER-DOWN time, Unix nanoseconds
+	txids       atomic.Uint32
 
 	mu             sync.Mutex // guards the fields below
 	p              persisted
@@ -125,8 +129,6 @@ type Endpoint struct {
 	conn           *conn
 	commOK         bool
 	partnerFlags   uint8
-	requested      bool // an UPDREQ/UPDREQALL of ours awaits UPDDONE on conn
-	requestID      uint32
 	recoverUntil   time.Time
 	autoPDAt       time.Time
 	lastOpSaved    time.Time
@@ -217,6 +219,7 @@ func (e *Endpoint) restore() error {
 	e.cur.Store(uint32(Startup))
 	e.mclt.Store(int64(p.MCLT))
 	e.pdt.Store(nanos(p.PartnerDownTime))
+	e.lastContact.Store(nanos(p.LastContact))
 	e.log.Info("failover endpoint starting", "previous-state", p.Previous, "stored", found)
 	return nil
 }
@@ -232,7 +235,7 @@ func (e *Endpoint) SetLayout(lo *Layout) {
 		return
 	}
 	if e.cfg.Role == Secondary {
-		e.sendLocked(&Message{Type: MsgPoolReq, TxID: e.nextTxIDLocked()})
+		e.sendLocked(&Message{Type: MsgPoolReq, TxID: e.nextTxID()})
 		return
 	}
 	e.rebalanceLocked()
@@ -396,15 +399,12 @@ func (e *Endpoint) serveConn(ctx context.Context, c *conn) {
 	e.detach(c)
 }
 
-// nextTxID returns a fresh 24-bit transaction-id, never the id of our
-// outstanding UPDREQ/UPDREQALL (§5.4).
+// nextTxID returns a fresh 24-bit transaction-id, never 0 nor the id of
+// our outstanding UPDREQ/UPDREQALL (§5.4).
 func (e *Endpoint) nextTxID() uint32 {
 	for {
 		id := e.txids.Add(1) & 0xffffff
-		e.mu.Lock()
-		clash := e.requested && id == e.requestID
-		e.mu.Unlock()
-		if !clash && id != 0 {
+		if id != 0 && id != e.reqID.Load() {
 			return id
 		}
 	}
@@ -460,6 +460,9 @@ func (e *Endpoint) tick() {
 
 // persistLocked writes the state to stable storage.
 func (e *Endpoint) persistLocked() {
+	if lc := e.lastContact.Load(); lc != 0 {
+		e.p.LastContact = timeOfNanos(lc)
+	}
 	if err := e.meta.saveState(e.p); err != nil {
 		e.log.Error("persisting failover state", "err", err)
 	}
@@ -507,7 +510,7 @@ func (e *Endpoint) setStateLocked(s State) {
 		}
 	case Normal:
 		if e.cfg.Role == Secondary && e.commOK {
-			e.sendLocked(&Message{Type: MsgPoolReq, TxID: e.nextTxIDLocked()})
+			e.sendLocked(&Message{Type: MsgPoolReq, TxID: e.nextTxID()})
 		}
 	case PotentialConflict:
 		if e.cfg.Role == Primary && e.commOK {
@@ -519,16 +522,6 @@ func (e *Endpoint) setStateLocked(s State) {
 	}
 	if sendsLazily(s) {
 		e.rep.rescan() // §8.8: entering NORMAL sends every unacknowledged update
-	}
-}
-
-// nextTxIDLocked is nextTxID for callers holding e.mu.
-func (e *Endpoint) nextTxIDLocked() uint32 {
-	for {
-		id := e.txids.Add(1) & 0xffffff
-		if id != 0 && !(e.requested && id == e.requestID) {
-			return id
-		}
 	}
 }
 
@@ -555,22 +548,22 @@ func (e *Endpoint) sendStateLocked() {
 	if st == PartnerDown {
 		os = append(os, OptTime(OptPartnerDownTime, e.p.PartnerDownTime))
 	}
-	e.sendLocked(&Message{Type: MsgState, TxID: e.nextTxIDLocked(), Options: os})
+	e.sendLocked(&Message{Type: MsgState, TxID: e.nextTxID(), Options: os})
 }
 
 // requestUpdatesLocked sends UPDREQ (or UPDREQALL) once per connection.
 func (e *Endpoint) requestUpdatesLocked(all bool) {
-	if e.requested || e.conn == nil {
+	if e.reqID.Load() != 0 || e.conn == nil {
 		return
 	}
 	t := MsgUpdReq
 	if all {
 		t = MsgUpdReqAll
 	}
-	e.requested = true
-	e.requestID = e.nextTxIDLocked()
+	id := e.nextTxID()
+	e.reqID.Store(id)
 	e.log.Info("failover: asking the partner for its updates", "message", MsgName(t))
-	e.sendLocked(&Message{Type: t, TxID: e.requestID})
+	e.sendLocked(&Message{Type: t, TxID: id})
 }
 
 // attach makes c the connection and sends our STATE (§6.1).
@@ -580,7 +573,8 @@ func (e *Endpoint) attach(c *conn) {
 	if old := e.conn; old != nil {
 		old.fail(errors.New("replaced by a new connection from the partner"))
 	}
-	e.conn, e.commOK, e.requested = c, false, false
+	e.conn, e.commOK = c, false
+	e.reqID.Store(0)
 	e.hadContact = e.p.Communicated
 	if e.cfg.Role == Secondary {
 		e.mclt.Store(int64(c.mclt))
@@ -600,7 +594,8 @@ func (e *Endpoint) detach(c *conn) {
 	if e.conn != c {
 		return
 	}
-	e.conn, e.commOK, e.requested = nil, false, false
+	e.conn, e.commOK = nil, false
+	e.reqID.Store(0)
 	e.log.Info("failover disconnected", "peer", c.remote, "reason", c.err())
 	if e.p.State != Startup {
 		e.setStateLocked(afterCommFailure(e.p.State))
@@ -623,7 +618,7 @@ func (e *Endpoint) onState(c *conn, m *Message) {
 		return
 	}
 	e.p.PartnerState, e.p.PartnerSince, e.partnerFlags = State(ps), since, flags
-	e.p.LastContact = now
+	e.p.LastContact = timeOfNanos(e.lastContact.Load())
 	if flags&FlagCommunicated != 0 {
 		e.partnerEverRan = true
 	}
@@ -685,10 +680,10 @@ func (e *Endpoint) lostStorage() bool { return !e.hadContact && e.partnerEverRan
 func (e *Endpoint) onUpdDone(c *conn, m *Message) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.conn != c || !e.requested || m.TxID != e.requestID {
+	if e.conn != c || m.TxID == 0 || m.TxID != e.reqID.Load() {
 		return
 	}
-	e.requested = false
+	e.reqID.Store(0)
 	e.log.Info("failover: partner's updates received", "state", e.p.State)
 	switch e.p.State {
 	case Recover:
