@@ -81,14 +81,14 @@ func (pc *pctx) candidatePrefixes(ia *iaReq) []*prefix {
 func (pc *pctx) runAlgorithm(alg string, p *prefix, ia *iaReq, ttl time.Duration) (netip.Prefix, bool) {
 	switch alg {
 	case algReservation:
-		return pc.tryEach(p, ia, ttl, pc.reservedCandidates(p)), false
+		return pc.tryEach(p, ia, ttl, pc.reservedCandidates(p), false), false
 	case algClientRequest:
-		return pc.tryEach(p, ia, ttl, pc.hintCandidates(p, ia)), false
+		return pc.tryEach(p, ia, ttl, pc.hintCandidates(p, ia), true), false
 	case algExtension:
 		return pc.extensionLease(p, ia, ttl)
 	case algInterfaceID:
 		if c, ok := pc.interfaceIDCandidate(p); ok {
-			return pc.tryEach(p, ia, ttl, []netip.Prefix{c}), false
+			return pc.tryEach(p, ia, ttl, []netip.Prefix{c}, false), false
 		}
 	case algRandom:
 		return pc.randomLease(p, ia, ttl), false
@@ -98,10 +98,11 @@ func (pc *pctx) runAlgorithm(alg string, p *prefix, ia *iaReq, ttl time.Duration
 	return netip.Prefix{}, false
 }
 
-// tryEach claims the first acceptable candidate.
-func (pc *pctx) tryEach(p *prefix, ia *iaReq, ttl time.Duration, cands []netip.Prefix) netip.Prefix {
+// tryEach claims the first acceptable candidate; filtered says whether the
+// allocation filter (failover's split) applies to these candidates.
+func (pc *pctx) tryEach(p *prefix, ia *iaReq, ttl time.Duration, cands []netip.Prefix, filtered bool) netip.Prefix {
 	for _, c := range cands {
-		if pc.claim(p, ia, c, ttl) {
+		if pc.claim(p, ia, c, ttl, filtered) {
 			return c
 		}
 	}
@@ -109,8 +110,9 @@ func (pc *pctx) tryEach(p *prefix, ia *iaReq, ttl time.Duration, cands []netip.P
 }
 
 // claim checks a candidate against the pool, reservations, the failover
-// filter and check-lease-acceptable, and claims it for the binding.
-func (pc *pctx) claim(p *prefix, ia *iaReq, c netip.Prefix, ttl time.Duration) bool {
+// filter (when filtered) and check-lease-acceptable, and claims it for the
+// binding.
+func (pc *pctx) claim(p *prefix, ia *iaReq, c netip.Prefix, ttl time.Duration, filtered bool) bool {
 	if c.Bits() != p.length || c.Masked() != c || !p.pool.Contains(c.Addr()) {
 		return false
 	}
@@ -120,7 +122,7 @@ func (pc *pctx) claim(p *prefix, ia *iaReq, c netip.Prefix, ttl time.Duration) b
 	if pc.st.reservedByOther(c, pc.duid) {
 		return false
 	}
-	if f := pc.s.opts.Filter; f != nil && !f(c, p.kind) {
+	if f := pc.s.opts.Filter; filtered && f != nil && !f(c, p.kind) {
 		return false
 	}
 	if !pc.acceptable(p, ia, c) {
@@ -211,11 +213,11 @@ func eui64(mac []byte) [8]byte {
 func (pc *pctx) randomLease(p *prefix, ia *iaReq, ttl time.Duration) netip.Prefix {
 	bits := p.length - p.pool.Bits()
 	if bits <= 0 {
-		return pc.tryEach(p, ia, ttl, []netip.Prefix{netip.PrefixFrom(p.pool.Addr(), p.length)})
+		return pc.tryEach(p, ia, ttl, []netip.Prefix{netip.PrefixFrom(p.pool.Addr(), p.length)}, true)
 	}
 	for range randomTries {
 		c := slotAt(p, randomOffset(bits))
-		if pc.claim(p, ia, c, ttl) {
+		if pc.claim(p, ia, c, ttl, true) {
 			return c
 		}
 	}
@@ -245,7 +247,7 @@ func (pc *pctx) bestFitLease(p *prefix, ia *iaReq, ttl time.Duration) netip.Pref
 	for i := range n {
 		off := (start + i) % slots
 		c := slotAt(p, off)
-		if pc.claim(p, ia, c, ttl) {
+		if pc.claim(p, ia, c, ttl, true) {
 			p.cursor.Store(off + 1)
 			return c
 		}
@@ -304,7 +306,7 @@ func (pc *pctx) extensionLease(p *prefix, ia *iaReq, ttl time.Duration) (netip.P
 	if !cand.IsValid() {
 		return netip.Prefix{}, false
 	}
-	if !pc.claim(p, ia, cand, ttl) {
+	if !pc.claim(p, ia, cand, ttl, false) {
 		pc.log().Warn("generate-lease answer refused: not free or not acceptable", "lease", cand, "prefix", p.name)
 		return netip.Prefix{}, false
 	}

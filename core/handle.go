@@ -175,6 +175,9 @@ func (pc *pctx) validate() string {
 	default:
 		return DropUnknownType
 	}
+	if admit := pc.s.opts.Admit; admit != nil && !admit(m.MessageType.String(), serverID != nil && sameDUID(serverID, pc.s.opts.ServerDUID)) {
+		return DropNotAdmitted
+	}
 	return ""
 }
 

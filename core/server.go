@@ -36,9 +36,17 @@ type Options struct {
 	ServerDUID []byte
 	// Now returns the current time (tests set it).
 	Now func() time.Time
-	// Filter, when set, must accept every new lease before it is offered
+	// Filter, when set, must accept every new lease chosen by the
+	// client-request, random or best-fit algorithms before it is offered
 	// (failover's independent allocation: primary odd, secondary even).
+	// Reservations, interface-identifier and extension leases are the same
+	// whichever server computes them, so they are not filtered.
 	Filter func(p netip.Prefix, k lease.Kind) bool
+	// Admit, when set, is asked about every valid client message before
+	// any other work: msgType as RFC 8415 names it, toUs when it carries
+	// this server's Server ID. A false answer drops the message (failover:
+	// a partner not fully responsive answers only what its state allows).
+	Admit func(msgType string, toUs bool) bool
 	// OnCommit, when set, is called with every lease change once it is
 	// durable (failover replicates it).
 	OnCommit func(ls []lease.Lease)

@@ -20,10 +20,11 @@ const (
 	DropNoAnswer     = "nothing-to-send" // e.g. Confirm that cannot be judged, Rebind with nothing to say
 	DropHopLimit     = "hop-limit"       // too many relay layers
 	DropOverload     = "overload"        // receive queue full, or waited too long in it
+	DropNotAdmitted  = "not-admitted"    // the failover state does not let this server answer it
 )
 
 var dropReasons = []string{DropMalformed, DropNotForServer, DropUnknownType, DropInvalid, DropNotOurs,
-	DropUnicast, DropNoLink, DropExtension, DropStore, DropNoAnswer, DropHopLimit, DropOverload}
+	DropUnicast, DropNoLink, DropExtension, DropStore, DropNoAnswer, DropHopLimit, DropOverload, DropNotAdmitted}
 
 // Stats are the engine's counters. All fields are updated atomically.
 type Stats struct {

@@ -71,7 +71,7 @@ func start(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Lo
 		store.Close()
 		return nil, fmt.Errorf("loading extensions: %w", err)
 	}
-	d.srv.SetRunner(d.fo.wrap(runner))
+	d.srv.SetRunner(runner)
 	d.exts.use(runner)
 	d.listener, err = core.Listen(cfg.Server.Listen, cfg.Server.Interfaces)
 	if err != nil {
@@ -165,8 +165,8 @@ func (d *daemon) Reload() error {
 	if err := d.listener.Join(cfg.Server.Interfaces); err != nil {
 		d.log.Warn("joining multicast on new interfaces", "err", err)
 	}
-	old := unwrapRunner(d.srv.Runner())
-	d.srv.SetRunner(d.fo.wrap(runner))
+	old := d.srv.Runner()
+	d.srv.SetRunner(runner)
 	d.exts.use(runner)
 	d.exts.discard(old)
 	d.fo.reload(d.cfg, cfg)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,7 +17,6 @@ import (
 	"github.com/hook6/hook6/core/config"
 	"github.com/hook6/hook6/core/lease"
 	"github.com/hook6/hook6/failover"
-	"github.com/hook6/hook6/hooks"
 )
 
 // failoverSide is the daemon's failover endpoint, nil when the config has
@@ -95,6 +93,9 @@ func (f *failoverSide) engineOptions(o *core.Options) {
 		return
 	}
 	o.Filter, o.OnCommit, o.CapLifetime = f.ep.Filter, f.ep.OnCommit, f.ep.CapLifetime
+	// In states that are not fully responsive, client messages the state
+	// does not allow are dropped before any other work.
+	o.Admit = func(msgType string, toUs bool) bool { return !f.ep.Restricting() || f.ep.Admit(msgType, toUs) }
 }
 
 // run serves the relationship until ctx ends, then closes the endpoint.
@@ -161,55 +162,6 @@ func (f *failoverSide) stats() (map[string]any, bool) {
 		return nil, false
 	}
 	return f.ep.Stats(), true
-}
-
-// wrap puts the endpoint's responsiveness in front of the extension
-// runner: in states that are not fully responsive, client messages the
-// state does not allow are dropped at post-packet-decode.
-func (f *failoverSide) wrap(r hooks.Runner) hooks.Runner {
-	if f == nil {
-		return r
-	}
-	return &failoverRunner{inner: r, ep: f.ep, duid: f.d.srv.ServerDUID()}
-}
-
-// unwrapRunner returns the extension chain inside a failover runner.
-func unwrapRunner(r hooks.Runner) hooks.Runner {
-	if fr, ok := r.(*failoverRunner); ok {
-		return fr.inner
-	}
-	return r
-}
-
-type failoverRunner struct {
-	inner hooks.Runner
-	ep    *failover.Endpoint
-	duid  []byte
-}
-
-// Has implements hooks.Runner.
-func (r *failoverRunner) Has(p hooks.Point) bool {
-	if p == hooks.PostPacketDecode && r.ep.Restricting() {
-		return true
-	}
-	return r.inner != nil && r.inner.Has(p)
-}
-
-// optServerID is OPTION_SERVERID.
-const optServerID = 2
-
-// Run implements hooks.Runner.
-func (r *failoverRunner) Run(c *hooks.Context) error {
-	if c.Point == hooks.PostPacketDecode && r.ep.Restricting() {
-		sid, ok := c.Request.Option(optServerID)
-		if !r.ep.Admit(c.Request.MessageType, ok && bytes.Equal(sid, r.duid)) {
-			return c.Env.Set(hooks.KeyDrop, "true")
-		}
-	}
-	if r.inner == nil || !r.inner.Has(c.Point) {
-		return nil
-	}
-	return r.inner.Run(c)
 }
 
 // routes adds the failover endpoints to the control API; without a

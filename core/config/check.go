@@ -27,7 +27,7 @@ const (
 	DefaultFailoverPort      = "647"
 	DefaultFailoverName      = "default"
 	DefaultMCLT              = Duration(time.Hour)
-	DefaultMaxUnacked        = 10
+	DefaultMaxUnacked        = 256
 	DefaultKeepalive         = Duration(10 * time.Second)
 	// MinInformationRefresh is RFC 8415's IRT_MINIMUM.
 	MinInformationRefresh = Duration(600 * time.Second)
