@@ -256,28 +256,7 @@ func (pc *pctx) bestFitLease(p *prefix, ia *iaReq, ttl time.Duration) netip.Pref
 }
 
 // slotAt returns the off-th prefix of p's length inside p's pool.
-func slotAt(p *prefix, off uint64) netip.Prefix {
-	b := p.pool.Addr().As16()
-	hi := binary.BigEndian.Uint64(b[:8])
-	lo := binary.BigEndian.Uint64(b[8:])
-	shift := uint(128 - p.length)
-	if shift >= 64 {
-		hi += off << (shift - 64)
-	} else {
-		add := off << shift
-		nlo := lo + add
-		if nlo < lo {
-			hi++
-		}
-		lo = nlo
-		if shift > 0 {
-			hi += off >> (64 - shift)
-		}
-	}
-	binary.BigEndian.PutUint64(b[:8], hi)
-	binary.BigEndian.PutUint64(b[8:], lo)
-	return netip.PrefixFrom(netip.AddrFrom16(b), p.length)
-}
+func slotAt(p *prefix, off uint64) netip.Prefix { return lease.SubPrefix(p.pool, p.length, off) }
 
 // reservedIID reports the interface identifiers RFC 5453 reserves: the
 // subnet-router anycast (all zero) and the subnet anycast block.

@@ -35,39 +35,9 @@ func blocksOf(pool netip.Prefix, length int) []netip.Prefix {
 	n := blockBits(pool, length)
 	out := make([]netip.Prefix, 0, 1<<n)
 	for i := range 1 << n {
-		out = append(out, subPrefix(pool, pool.Bits()+n, uint64(i)))
+		out = append(out, lease.SubPrefix(pool, pool.Bits()+n, uint64(i)))
 	}
 	return out
-}
-
-// subPrefix is the i-th prefix of length bits inside p.
-func subPrefix(p netip.Prefix, bits int, i uint64) netip.Prefix {
-	a := p.Addr().As16()
-	shift := 128 - bits
-	// Add i << shift to the 128-bit address.
-	var hi, lo uint64
-	for k := range 8 {
-		hi = hi<<8 | uint64(a[k])
-		lo = lo<<8 | uint64(a[8+k])
-	}
-	if shift >= 64 {
-		hi += i << (shift - 64)
-	} else {
-		add := i << shift
-		nlo := lo + add
-		if nlo < lo {
-			hi++
-		}
-		lo = nlo
-		if shift > 0 {
-			hi += i >> (64 - shift)
-		}
-	}
-	for k := 7; k >= 0; k-- {
-		a[k], a[8+k] = byte(hi), byte(lo)
-		hi, lo = hi>>8, lo>>8
-	}
-	return netip.PrefixFrom(netip.AddrFrom16(a), bits)
 }
 
 // pools tracks who owns each block.
