@@ -91,5 +91,5 @@ func TestRenderInjection(t *testing.T) {
 }
 
 func assertionValue(p *ber.Packet) string {
-	return string(p.Children[1].Data.Bytes())
+	return p.Children[1].Data.String()
 }

@@ -357,7 +357,7 @@ func BenchmarkCachedHitLDAP(b *testing.B) {
 		c.Point = hooks.PrePacketEncode
 		ch.Run(c)
 		if env.IsTrue(hooks.KeyDrop) || env.Value("ldap.prefix") == "" {
-			b.Fatal(fmt.Sprintf("miss for %s: %v", duids[i%n], x.Stats()))
+			b.Fatalf("miss for %s: %v", duids[i%n], x.Stats())
 		}
 	}
 }
