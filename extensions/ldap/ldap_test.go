@@ -2,7 +2,6 @@ package ldap_test
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
