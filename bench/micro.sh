@@ -53,7 +53,7 @@ checkout() {
 run() {
 	checkout "$2"
 	echo "micro.sh: $1 = $2 ($(git -C "$dir" rev-parse --short HEAD)$([ "$2" = . ] && echo ', working tree')): go test -bench '$bench' -count $count" >&2
-	(cd "$dir" && go test -run '^$' -bench "$bench" -benchtime "$benchtime" -count "$count" "${pkgs[@]}") >"$out/$1.txt"
+	(cd "$dir" && go test -run '^$' -bench "$bench" -benchtime "$benchtime" -count "$count" -timeout 2h "${pkgs[@]}") >"$out/$1.txt"
 }
 
 run old "$base"
