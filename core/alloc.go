@@ -26,6 +26,10 @@ const randomTries = 32
 // bestFitScan bounds how many slots one best-fit allocation examines.
 const bestFitScan = 1 << 20
 
+// exhaustedFor is how long a pool a best-fit scan found full is not
+// scanned again (leases freed meanwhile wait at most that long).
+const exhaustedFor = time.Second
+
 // allocResult is what allocation gives for one IA.
 type allocResult struct {
 	lease  netip.Prefix
@@ -125,7 +129,8 @@ func (pc *pctx) claim(p *prefix, ia *iaReq, c netip.Prefix, ttl time.Duration, f
 	if f := pc.s.opts.Filter; filtered && f != nil && !f(c, p.kind) {
 		return false
 	}
-	if !pc.acceptable(p, ia, c) {
+	// Taken candidates are skipped before extensions are asked about them.
+	if !pc.s.claims.free(c, ia.binding) || !pc.acceptable(p, ia, c) {
 		return false
 	}
 	if !pc.s.claims.take(c, ia.binding, ttl, pc.offering) {
@@ -232,8 +237,13 @@ func randomOffset(bits int) uint64 {
 }
 
 // bestFitLease scans the pool's slots from a moving cursor and takes the
-// first free one, so delegations pack from the start of the pool.
+// first free one, so delegations pack from the start of the pool. A scan
+// that finds nothing marks the pool full for exhaustedFor, so a flood of
+// Solicits for a full pool costs one scan per interval, not one each.
 func (pc *pctx) bestFitLease(p *prefix, ia *iaReq, ttl time.Duration) netip.Prefix {
+	if pc.now.UnixNano() < p.fullUntil.Load() {
+		return netip.Prefix{}
+	}
 	bits := p.length - p.pool.Bits()
 	if bits < 0 {
 		return netip.Prefix{}
@@ -252,6 +262,7 @@ func (pc *pctx) bestFitLease(p *prefix, ia *iaReq, ttl time.Duration) netip.Pref
 			return c
 		}
 	}
+	p.fullUntil.Store(pc.now.Add(exhaustedFor).UnixNano())
 	return netip.Prefix{}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/hook6/hook6/core/lease"
 	"github.com/hook6/hook6/hooks"
@@ -294,5 +295,60 @@ func TestRenewRevokesLeaseNoLongerAcceptable(t *testing.T) {
 	}
 	if l, _ := ts.store.Get(netip.PrefixFrom(old, 128)); l.State != lease.Released {
 		t.Errorf("refused lease state %v", l.State)
+	}
+}
+
+// A full delegation pool is not scanned for every Solicit; a prefix freed
+// meanwhile is found once the full mark has passed.
+func TestBestFitFullPoolRecovers(t *testing.T) {
+	ts2 := newTestServer(t, `
+server: {interfaces: [eth1], state-dir: /tmp/unused}
+policies: {default: {preferred-lifetime: 1h, valid-lifetime: 2h, allow-rapid-commit: true}}
+links: [{name: lan, interface: eth1}]
+prefixes:
+  - {name: p, link: lan, address: 2001:db8:8000::/55, dhcp-type: prefix-delegation, prefix-length: 56, allocation-algorithms: [best-fit]}
+`)
+	var held []string
+	for n := byte(1); n <= 2; n++ {
+		ps, _ := prefixes(ts2.rapid(t, n, clientLL, iaPD(1)))
+		if len(ps) != 1 {
+			t.Fatalf("client %d got no prefix", n)
+		}
+		held = append(held, ps[0].Prefix.String())
+	}
+	if _, st := prefixes(ts2.rapid(t, 3, clientLL, iaPD(1))); st == nil || st.StatusCode != iana.StatusNoPrefixAvail {
+		t.Fatalf("full pool: status %v", st)
+	}
+	rel := newMsg(dhcpv6.MessageTypeRelease, 1, serverID(), iaPD(1, held[0]))
+	if d := ts2.exchange(t, rel); d == nil {
+		t.Fatal("release not answered")
+	}
+	ts2.now = ts2.now.Add(exhaustedFor + time.Second)
+	ps, _ := prefixes(ts2.rapid(t, 3, clientLL, iaPD(1)))
+	if len(ps) != 1 || ps[0].Prefix.String() != held[0] {
+		t.Fatalf("freed prefix %s not found after the full mark: %v", held[0], ps)
+	}
+}
+
+// BenchmarkSolicitFullPDPool: Solicits for a delegation pool that is full
+// cost one scan per exhaustedFor, not one each.
+func BenchmarkSolicitFullPDPool(b *testing.B) {
+	ts := newTestServer(b, `
+server: {interfaces: [eth1], state-dir: /tmp/unused}
+policies: {default: {preferred-lifetime: 1h, valid-lifetime: 2h}}
+links: [{name: lan, interface: eth1}]
+prefixes:
+  - {name: p, link: lan, address: 2001:db8:8000::/48, dhcp-type: prefix-delegation, prefix-length: 56, allocation-algorithms: [best-fit]}
+`)
+	ctx := context.Background()
+	var i uint32
+	for range 256 {
+		i++
+		ts.Handle(ctx, &Packet{Data: benchMsg(dhcpv6.MessageTypeSolicit, i, iaPD(1)), Source: clientLL, Interface: "eth1"})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		i++
+		ts.Handle(ctx, &Packet{Data: benchMsg(dhcpv6.MessageTypeSolicit, i, iaPD(1)), Source: clientLL, Interface: "eth1"})
 	}
 }

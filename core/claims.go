@@ -68,6 +68,21 @@ func (c *claims) take(p netip.Prefix, b lease.Binding, ttl time.Duration, offer 
 	return true
 }
 
+// free reports whether p is free for b (nothing recorded): the cheap test
+// allocation makes before asking extensions about a candidate.
+func (c *claims) free(p netip.Prefix, b lease.Binding) bool {
+	now := c.now()
+	for _, l := range c.store.Overlapping(p) {
+		if l.Active(now) && lease.BindingOf(&l) != b {
+			return false
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl, ok := c.held[p]
+	return !ok || cl.binding == b || !now.Before(cl.until)
+}
+
 // heldBy returns the unexpired claims of b (an Advertise's offer that a
 // Request should confirm).
 func (c *claims) heldBy(b lease.Binding) []netip.Prefix {

@@ -22,8 +22,9 @@ import (
 )
 
 // offerTTL is how long an address offered in an Advertise stays promised
-// to its client.
-const offerTTL = 2 * time.Minute
+// to its client: long enough for its Request and retransmissions, short
+// enough that a flood of Solicits that never Request frees the pool soon.
+const offerTTL = 30 * time.Second
 
 // maxClaims bounds the uncommitted offers held at once, so a flood of
 // Solicits cannot grow memory without bound.

@@ -45,6 +45,9 @@ type prefix struct {
 	algs    []string
 	policy  *config.Policy
 	cursor  atomic.Uint64 // best-fit scan position
+	// fullUntil (unix ns): a best-fit scan found no free slot; the pool is
+	// not scanned again before then.
+	fullUntil atomic.Int64
 }
 
 func compile(cfg *config.Config) (*state, error) {
