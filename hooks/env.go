@@ -49,15 +49,21 @@ type Env struct {
 	point    Point
 }
 
+// envSize fits the server-provided keys and a few of the extensions' own,
+// so filling a packet's dictionary does not grow its maps.
+const envSize = 24
+
 // NewEnv returns an empty dictionary.
-func NewEnv() *Env { return &Env{m: make(map[string]string, 8)} }
+func NewEnv() *Env {
+	return &Env{m: make(map[string]string, envSize), readOnly: make(map[string]bool, envSize)}
+}
 
 // SetServer sets a server-provided key and marks it read-only for
 // extensions.
 func (e *Env) SetServer(k, v string) {
 	e.m[k] = v
 	if e.readOnly == nil {
-		e.readOnly = make(map[string]bool, 8)
+		e.readOnly = make(map[string]bool, envSize)
 	}
 	e.readOnly[k] = true
 }
