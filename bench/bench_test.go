@@ -49,7 +49,7 @@ var (
 // packets while it uses half a core, and with 1024 it sustained 1.2 to 3
 // times more. kea-q64 is the stock queue, for reference; hook6 is compared
 // with whichever Kea run of the same lease types sustains more.
-var allRuns = []string{"kea", "kea-q64", "hook6", "hook6-scripts", "hook6-failover", "kea-napd", "hook6-napd"}
+var allRuns = []string{"kea", "kea-q64", "hook6", "hook6-scripts", "hook6-failover", "kea-ha", "kea-napd", "hook6-napd"}
 
 // The lab: the server's srv0 and perfdhcp's cli0 on one link; for failover
 // the partner in a third namespace, reached over fo0/fo1.
@@ -220,6 +220,16 @@ func (b *bench) setup(t *testing.T, name string) *setup {
 			return s
 		}
 		s.srv = fs
+	case "kea-ha":
+		s.run.Server = "kea"
+		s.run.Name = fmt.Sprintf("kea HA pair (%dt, q%d)", *flagKeaThreads, keaQueue(*flagKeaQueue))
+		ks, err := newKeaHAServer(s.env, *flagKeaThreads, *flagKeaQueue)
+		if err != nil {
+			s.run.Note = err.Error()
+			fmt.Printf("%-22s not run: %v\n", s.run.Name, err)
+			return s
+		}
+		s.srv = ks
 	default:
 		t.Fatalf("unknown run %q (known: %s)", name, strings.Join(allRuns, ", "))
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -248,3 +249,72 @@ func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return s
 }
+
+// keaHAServer is Kea's hot-standby pair (libdhcp_ha): the primary serves
+// perfdhcp, the standby in a third namespace; the primary sends every
+// lease update to the standby and waits for its answer before replying.
+type keaHAServer struct {
+	peer           *lab.Netns
+	threads, queue int
+}
+
+const keaHAHooks = "/usr/lib/x86_64-linux-gnu/kea/hooks"
+
+func newKeaHAServer(e *env, threads, queue int) (*keaHAServer, error) {
+	if _, err := os.Stat(filepath.Join(keaHAHooks, "libdhcp_ha.so")); err != nil {
+		return nil, fmt.Errorf("kea HA hook library: %w", err)
+	}
+	peer := e.l.Namespace("peer")
+	e.l.Link(e.srv, foIf, peer, peerIf)
+	e.srv.AddAddr(foIf, foPrimary)
+	peer.AddAddr(peerIf, foPartner)
+	return &keaHAServer{peer: peer, threads: threads, queue: queue}, nil
+}
+
+func (s *keaHAServer) config(this, iface string) labbench.KeaConfig {
+	c := pools.KeaConfig(s.threads, s.queue)
+	c.Interface = iface
+	url := func(p netip.Prefix) string { return "http://" + netip.AddrPortFrom(p.Addr(), 8001).String() + "/" }
+	c.HA = &labbench.KeaHA{ThisServer: this, PrimaryURL: url(foPrimary), StandbyURL: url(foPartner),
+		HooksDir: keaHAHooks, ListenerThreads: s.threads}
+	return c
+}
+
+type keaHARunning struct {
+	primary, standby keaRunning
+}
+
+func (s *keaHAServer) start(e *env, _ string) (running, error) {
+	sk, err := labbench.StartKea(e.l, s.peer, s.config("standby", peerIf))
+	if err != nil {
+		return nil, err
+	}
+	pk, err := labbench.StartKea(e.l, e.srv, s.config("primary", srvIf))
+	if err != nil {
+		sk.Proc.Stop()
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := pk.Proc.WaitOutput(ctx, regexp.MustCompile(`to HOT-STANDBY state`)); err != nil {
+		pk.Proc.Stop()
+		sk.Proc.Stop()
+		return nil, fmt.Errorf("kea HA primary never reached HOT-STANDBY: %w", err)
+	}
+	ppid, err := labbench.ServerPID(pk.Proc)
+	if err != nil {
+		return nil, err
+	}
+	spid, err := labbench.ServerPID(sk.Proc)
+	if err != nil {
+		return nil, err
+	}
+	return keaHARunning{primary: keaRunning{k: pk, pid: ppid}, standby: keaRunning{k: sk, pid: spid}}, nil
+}
+
+func (r keaHARunning) cpu() (time.Duration, error) { return r.primary.cpu() }
+func (r keaHARunning) peerCPU() time.Duration {
+	d, _ := r.standby.cpu()
+	return d
+}
+func (r keaHARunning) stop() { r.primary.stop(); r.standby.stop() }

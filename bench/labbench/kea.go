@@ -26,6 +26,38 @@ type KeaConfig struct {
 	Threads    int // thread-pool-size; 0 turns multi-threading off
 	QueueSize  int // packet-queue-size; 0 leaves Kea's default (64)
 	LogWarning bool
+	// HA, when set, makes this server one of a Kea HA hot-standby pair
+	// (libdhcp_ha with libdhcp_lease_cmds, peers talking over HTTP on the
+	// dedicated listener multi-threaded Kea offers).
+	HA *KeaHA
+}
+
+// KeaHA is one side of a Kea hot-standby pair.
+type KeaHA struct {
+	ThisServer      string // "primary" or "standby"
+	PrimaryURL      string // e.g. http://[2001:db8:f::1]:8001/
+	StandbyURL      string
+	HooksDir        string // where libdhcp_ha.so and libdhcp_lease_cmds.so are
+	ListenerThreads int
+}
+
+func (h *KeaHA) hooks() []map[string]any {
+	threads := max(h.ListenerThreads, 1)
+	return []map[string]any{
+		{"library": filepath.Join(h.HooksDir, "libdhcp_lease_cmds.so")},
+		{"library": filepath.Join(h.HooksDir, "libdhcp_ha.so"), "parameters": map[string]any{
+			"high-availability": []map[string]any{{
+				"this-server-name": h.ThisServer, "mode": "hot-standby",
+				"heartbeat-delay": 10000, "max-response-delay": 60000, "max-ack-delay": 5000, "max-unacked-clients": 0,
+				"multi-threading": map[string]any{"enable-multi-threading": true, "http-dedicated-listener": true,
+					"http-listener-threads": threads, "http-client-threads": threads},
+				"peers": []map[string]any{
+					{"name": "primary", "url": h.PrimaryURL, "role": "primary", "auto-failover": true},
+					{"name": "standby", "url": h.StandbyURL, "role": "standby", "auto-failover": true},
+				},
+			}},
+		}},
+	}
 }
 
 // JSON renders the kea-dhcp6 configuration with its files inside dir.
@@ -66,16 +98,32 @@ func (c KeaConfig) JSON(dir string) ([]byte, error) {
 				"prefix": pd.Addr().String(), "prefix-len": pd.Bits(), "delegated-len": c.PDLen,
 			}},
 		}},
-		"loggers": []map[string]any{{
-			"name": "kea-dhcp6", "severity": severity,
-			"output_options": []map[string]any{{"output": "stdout"}},
-		}},
+		"hooks-libraries": c.haHooks(),
+		"loggers":         c.loggers(severity),
 	}
 	b, err := json.MarshalIndent(map[string]any{"Dhcp6": d}, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("render kea config: %w", err)
 	}
 	return b, nil
+}
+
+func (c KeaConfig) loggers(severity string) []map[string]any {
+	out := []map[string]any{{"name": "kea-dhcp6", "severity": severity,
+		"output_options": []map[string]any{{"output": "stdout"}}}}
+	if c.HA != nil {
+		// The HA state transitions (INFO) tell when the pair serves.
+		out = append(out, map[string]any{"name": "kea-dhcp6.ha-hooks", "severity": "INFO",
+			"output_options": []map[string]any{{"output": "stdout"}}})
+	}
+	return out
+}
+
+func (c KeaConfig) haHooks() []map[string]any {
+	if c.HA == nil {
+		return []map[string]any{}
+	}
+	return c.HA.hooks()
 }
 
 // Kea is a running kea-dhcp6.
