@@ -129,8 +129,9 @@ func (pc *pctx) claim(p *prefix, ia *iaReq, c netip.Prefix, ttl time.Duration, f
 	if f := pc.s.opts.Filter; filtered && f != nil && !f(c, p.kind) {
 		return false
 	}
-	// Taken candidates are skipped before extensions are asked about them.
-	if !pc.s.claims.free(c, ia.binding) || !pc.acceptable(p, ia, c) {
+	// With check-lease-acceptable attached, taken candidates are skipped
+	// before extensions are asked about them (take checks again anyway).
+	if pc.has(hooks.CheckLeaseAcceptable) && (!pc.s.claims.free(c, ia.binding) || !pc.acceptable(p, ia, c)) {
 		return false
 	}
 	if !pc.s.claims.take(c, ia.binding, ttl, pc.offering) {
