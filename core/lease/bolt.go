@@ -15,24 +15,27 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Batching: concurrent Puts and Deletes join one bbolt transaction
-// (DB.Batch) and share its two fsyncs (data pages, then meta page). A
-// batch starts when batchSize callers have joined or batchDelay after the
-// first one did. A writer that finds no other write in flight commits at
-// once (DB.Update) instead of waiting batchDelay for company that is not
-// coming; the writers arriving while it commits form the next batch.
-// batchDelay, at 5 ms, gathers a busy server's writers into few commits:
-// each commit costs two fdatasyncs and a rewrite of every B+tree page it
-// touches, which profiles under perfdhcp showed as the server's largest
-// CPU cost at 1 ms (40%, halved at 5 ms), while 5 ms stays small next to a
-// client's retransmission timer (1 s for Request). The
-// size cap bounds the work bbolt redoes when one caller's write fails (it
-// reruns the rest of the batch without it) and the memory a batch holds.
+// Writes go to the write-ahead log (wal.go) in groups: the writers that
+// arrive while a group is being written and flushed form the next one, and
+// share its write and fdatasync. While writers come concurrently (the last
+// group had more than one) a group starts at most every groupEvery, so
+// that a busy server gathers its writers into a few hundred flushes a
+// second (each costs the CPU of a small write plus the flush); a lone
+// writer's write is flushed at once. groupEvery stays small next
+// to a client's retransmission timer (1 s for Request).
+//
+// A checkpoint moves the logged changes into the bbolt file every
+// checkpointEvery (sooner past checkpointOps changes), in one transaction,
+// and trimEvery the checkpointer also gives back the pages of bbolt's
+// memory map that loading and writing have touched (they are page cache;
+// reads are served from memory, not from the map).
 const (
-	batchDelay = 5 * time.Millisecond
-	batchSize  = 256
-	lockWait   = 2 * time.Second // for another process holding the file
-	schema     = 1
+	groupEvery      = 2 * time.Millisecond
+	checkpointEvery = time.Second
+	checkpointOps   = 100_000
+	trimEvery       = time.Minute
+	lockWait        = 2 * time.Second // for another process holding the file
+	schema          = 1
 )
 
 var (
@@ -52,30 +55,63 @@ type Options struct {
 	// Logger receives corrupt-record warnings and bbolt's errors; nil
 	// discards them.
 	Logger *slog.Logger
+
+	checkpointEvery time.Duration // tests only; 0: the default
 }
 
 // BoltStore is the embedded lease Store: a bbolt file holding one record
-// per prefix, with every lease loaded into memory at Open. Reads are
-// served from memory and never wait for the disk; writes return once
-// committed and fsync'd, and memory changes only after a commit succeeds.
+// per prefix, in front of it a write-ahead log, and every lease loaded into
+// memory at Open. Reads are served from memory and never wait for the
+// disk; writes return once logged and fdatasync'd, and memory changes only
+// after that succeeded.
 type BoltStore struct {
 	db      *bolt.DB
+	path    string
+	nosync  bool
 	log     *slog.Logger
 	corrupt int
 	closed  atomic.Bool
-	writing atomic.Int32 // writes in flight
+	commits atomic.Int64 // log groups written
 
-	mu        sync.RWMutex // guards idx and appliedTx
-	applied   sync.Cond    // on mu: a transaction's changes reached idx
-	appliedTx int          // last bbolt transaction applied to idx
-	idx       *index
+	mu  sync.RWMutex // guards idx
+	idx *index
 
-	stageMu  sync.Mutex // guards stagedTx and staged (the writer's)
-	stagedTx *bolt.Tx
-	staged   *[]op
+	// Group commit: forming collects the writers of the next group; the
+	// writer that finds no leader commits it.
+	gmu         sync.Mutex
+	gcond       sync.Cond // on gmu: a group is done
+	forming     *group
+	leading     bool
+	lastGroup   time.Time  // when the last group started
+	lastWriters int        // and how many writers it had
+	walMu       sync.Mutex // guards wal, unckpt, walClosed
+	wal         *walFile
+	walClosed   bool
+	unckpt      []op // logged, not yet in bbolt
+	ckptMu      sync.Mutex
+	ckptEvery   time.Duration
+	ckptWanted  chan struct{}
+	stop, done  chan struct{}
+	// guarded by ckptMu:
+	nextWAL  *walFile   // made ahead of the next checkpoint
+	retained []op       // logged, a failed checkpoint's
+	full     []*walFile // rotated out, not yet checkpointed
+	spares   []string   // checkpointed files, for reuse
+	lastTrim time.Time
 
-	// failWrite, set by tests only, fails a write inside its transaction.
-	failWrite func([]op) error
+	// Set by tests only: failWrite fails one writer's write, failLog a
+	// whole group's log write, failCheckpoint a checkpoint's transaction.
+	failWrite      func([]op) error
+	failLog        func() error
+	failCheckpoint func() error
+}
+
+// group is the writes that share one log write and flush.
+type group struct {
+	ops     []op
+	writers int
+	err     error
+	done    bool
 }
 
 var _ Store = (*BoltStore)(nil)
@@ -109,20 +145,32 @@ func Open(path string, opts Options) (*BoltStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening lease database %s: %w", path, err)
 	}
-	db.MaxBatchDelay, db.MaxBatchSize = batchDelay, batchSize
-	s := &BoltStore{db: db, log: log}
-	s.applied.L = &s.mu
+	s := &BoltStore{db: db, path: path, nosync: opts.NoSync, log: log,
+		ckptEvery:  opts.checkpointEvery,
+		ckptWanted: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	if s.ckptEvery <= 0 {
+		s.ckptEvery = checkpointEvery
+	}
+	s.gcond.L = &s.gmu
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("lease database %s: %w", path, err)
 	}
 	start := time.Now()
+	replayed, err := s.replay()
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("replaying the log of %s: %w", path, err)
+	}
 	if err := s.load(); err != nil {
+		s.closeWAL()
 		db.Close()
 		return nil, fmt.Errorf("loading leases from %s: %w", path, err)
 	}
-	log.Info("lease store opened", "path", path, "leases", s.idx.n,
+	s.trimMapped()
+	log.Info("lease store opened", "path", path, "leases", s.idx.n, "replayed", replayed,
 		"corrupt", s.corrupt, "took", time.Since(start))
+	go s.checkpointer()
 	return s, nil
 }
 
@@ -152,7 +200,6 @@ func (s *BoltStore) load() error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(leasesBucket)
 		s.idx = newIndex(b.Stats().KeyN)
-		s.appliedTx = tx.ID()
 		return b.ForEach(func(k, v []byte) error {
 			if err := s.loadOne(k, v); err != nil {
 				s.corrupt++
@@ -271,70 +318,80 @@ func (s *BoltStore) Delete(ctx context.Context, ps ...netip.Prefix) error {
 	return s.write(ops)
 }
 
-// write commits ops in a batched transaction. The in-memory index is
-// updated by a commit handler, so only after the commit succeeded.
+// write logs ops as part of a group (see groupEvery) and applies them to
+// memory once the group's log write is flushed.
 func (s *BoltStore) write(ops []op) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	commit := s.db.Batch
-	if s.writing.Add(1) == 1 {
-		commit = s.db.Update // alone: nobody to wait for
+	if s.failWrite != nil {
+		if err := s.failWrite(ops); err != nil {
+			return fmt.Errorf("committing %d lease changes: %w", len(ops), err)
+		}
 	}
-	defer s.writing.Add(-1)
-	err := commit(func(tx *bolt.Tx) error {
-		if s.failWrite != nil {
-			if err := s.failWrite(ops); err != nil {
-				return err
+	s.gmu.Lock()
+	g := s.forming
+	if g == nil {
+		g = new(group)
+		s.forming = g
+	}
+	g.ops = append(g.ops, ops...)
+	g.writers++
+	for !g.done {
+		if s.leading {
+			s.gcond.Wait()
+			continue
+		}
+		// No leader: g is the group forming (groups before it are done).
+		s.leading = true
+		if s.lastWriters > 1 { // concurrent writers: gather those arriving
+			if wait := groupEvery - time.Since(s.lastGroup); wait > 0 {
+				s.gmu.Unlock()
+				time.Sleep(wait)
+				s.gmu.Lock()
 			}
 		}
-		b := tx.Bucket(leasesBucket)
-		for i := range ops {
-			var err error
-			if ops[i].del {
-				err = b.Delete(ops[i].key[:])
-			} else {
-				err = b.Put(ops[i].key[:], ops[i].val)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		s.stage(tx, ops)
-		return nil
-	})
+		s.forming, s.lastGroup, s.lastWriters = nil, time.Now(), g.writers
+		s.gmu.Unlock()
+		err := s.commitGroup(g.ops)
+		s.gmu.Lock()
+		g.err, g.done, s.leading = err, true, false
+		s.gcond.Broadcast()
+	}
+	err := g.err
+	s.gmu.Unlock()
 	if err != nil {
 		return fmt.Errorf("committing %d lease changes: %w", len(ops), err)
 	}
 	return nil
 }
 
-// stage queues ops to be applied to memory when tx commits. The first
-// write of a transaction registers the commit handler; the writes bbolt
-// batches with it append to the same list. A transaction that rolls
-// back (bbolt then reruns the batch in a new one) never applies its list.
-func (s *BoltStore) stage(tx *bolt.Tx, ops []op) {
-	s.stageMu.Lock()
-	defer s.stageMu.Unlock()
-	if s.stagedTx != tx {
-		list := new([]op)
-		s.stagedTx, s.staged = tx, list
-		id := tx.ID()
-		tx.OnCommit(func() { s.apply(id, *list) })
+// commitGroup writes ops to the log, flushes it, and applies them to
+// memory.
+func (s *BoltStore) commitGroup(ops []op) error {
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	if s.walClosed {
+		return ErrClosed
 	}
-	*s.staged = append(*s.staged, ops...)
-}
-
-// apply updates memory with transaction id's writes. bbolt runs commit
-// handlers after releasing its writer lock, so the handler of the next
-// transaction may run first; committed ids are consecutive, and apply
-// waits for its predecessor so memory follows the commit order.
-func (s *BoltStore) apply(id int, ops []op) {
+	if s.failLog != nil {
+		if err := s.failLog(); err != nil {
+			return err
+		}
+	}
+	size := 0
+	for i := range ops {
+		size += walHeaderLen + 1 + prefixKeyLen + len(ops[i].val)
+	}
+	buf := make([]byte, 0, size)
+	seq := uint32(s.wal.seq)
+	for i := range ops {
+		buf = appendWALRecord(buf, seq, &ops[i])
+	}
+	if err := s.wal.write(buf, !s.nosync); err != nil {
+		return err
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for s.appliedTx < id-1 {
-		s.applied.Wait()
-	}
 	for i := range ops {
 		if o := &ops[i]; o.del {
 			s.idx.remove(o.key)
@@ -342,8 +399,16 @@ func (s *BoltStore) apply(id int, ops []op) {
 			s.idx.put(&o.rec, o.link, o.name)
 		}
 	}
-	s.appliedTx = id
-	s.applied.Broadcast()
+	s.mu.Unlock()
+	s.unckpt = append(s.unckpt, ops...)
+	s.commits.Add(1)
+	if len(s.unckpt) >= checkpointOps {
+		select {
+		case s.ckptWanted <- struct{}{}:
+		default:
+		}
+	}
+	return nil
 }
 
 // Get returns the lease of exactly prefix p.
@@ -429,13 +494,20 @@ func (s *BoltStore) Stats() Stats {
 	return Stats{Leases: s.idx.n, Corrupt: s.corrupt, NA: of(NA), PD: of(PD)}
 }
 
-// Close closes the database. Writes still waiting for their batch fail;
-// reads keep answering from memory.
+// Close checkpoints what the log holds and closes the database. Writes
+// not yet in a group fail; reads keep answering from memory.
 func (s *BoltStore) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	if err := s.db.Close(); err != nil {
+	close(s.stop)
+	<-s.done
+	err := s.checkpoint()
+	s.closeWAL()
+	if cerr := s.db.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("closing lease database: %w", err)
 	}
 	return nil

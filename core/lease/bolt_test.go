@@ -198,9 +198,9 @@ func TestPutValidatesAll(t *testing.T) {
 	}
 }
 
-// TestFailedCommitLeavesMemory fails writes inside their transaction:
-// their changes reach neither disk nor memory, and the writers batched
-// with a failing one still commit.
+// TestFailedCommitLeavesMemory fails one writer's write: its changes
+// reach neither disk nor memory, and the writers grouped with it still
+// commit.
 func TestFailedCommitLeavesMemory(t *testing.T) {
 	path := tempDB(t)
 	s := openT(t, path)
@@ -212,7 +212,7 @@ func TestFailedCommitLeavesMemory(t *testing.T) {
 		}
 		return nil
 	}
-	startTx := s.appliedTx
+	start := s.commits.Load()
 	var wg sync.WaitGroup
 	errs := make([]error, 16)
 	for i := 1; i <= 16; i++ {
@@ -227,7 +227,7 @@ func TestFailedCommitLeavesMemory(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	t.Logf("16 writers, %d commits", s.appliedTx-startTx)
+	t.Logf("16 writers, %d commits", s.commits.Load()-start)
 	for i, err := range errs {
 		if i+1 == 3 {
 			if !errors.Is(err, boom) {
@@ -367,7 +367,7 @@ func TestConcurrentWriters(t *testing.T) {
 		t.Fatal(err)
 	}
 	const writers, each = 32, 40
-	startTx := s.appliedTx
+	start := s.commits.Load()
 	var wg sync.WaitGroup
 	errc := make(chan error, writers)
 	for w := 0; w < writers; w++ {
@@ -401,7 +401,7 @@ func TestConcurrentWriters(t *testing.T) {
 	for err := range errc {
 		t.Fatal(err)
 	}
-	commits := s.appliedTx - startTx
+	commits := int(s.commits.Load() - start)
 	t.Logf("%d puts in %d commits", writers*each, commits)
 	if commits >= writers*each {
 		t.Fatalf("no batching: %d commits for %d puts", commits, writers*each)
@@ -464,42 +464,5 @@ func TestSamePrefixOrder(t *testing.T) {
 		if err := sameLease(mem[i], disk[i]); err != nil {
 			t.Fatal(err)
 		}
-	}
-}
-
-// TestApplyFollowsCommitOrder hands the commit handlers of two
-// transactions over out of order (as bbolt may run them, after releasing
-// its writer lock): memory must end with the later transaction's lease.
-func TestApplyFollowsCommitOrder(t *testing.T) {
-	s := openT(t, tempDB(t))
-	defer s.Close()
-	opFor := func(iaid uint32) []op {
-		l := genLease(1)
-		l.IAID = iaid
-		r, err := recordOf(&l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ops := []op{{key: r.key(), rec: r}}
-		if err := s.internNames(ops); err != nil {
-			t.Fatal(err)
-		}
-		return ops
-	}
-	first := s.appliedTx + 1
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.apply(first+1, opFor(2))
-	}()
-	time.Sleep(20 * time.Millisecond) // let the later handler get there first
-	s.apply(first, opFor(1))
-	<-done
-	got, ok := s.Get(genLease(1).Prefix)
-	if !ok || got.IAID != 2 {
-		t.Fatalf("memory holds %+v, want the later transaction's lease", got)
-	}
-	if s.appliedTx != first+1 {
-		t.Fatalf("appliedTx %d, want %d", s.appliedTx, first+1)
 	}
 }

@@ -45,7 +45,9 @@ func crashOp(w, j int) (p netip.Prefix, l Lease, del bool) {
 // crashChild writes with fsync from several goroutines and prints "w j"
 // for every operation once the store has acknowledged it.
 func crashChild(path string) int {
-	s, err := Open(path, Options{})
+	// Checkpoints every few milliseconds, so that the kill finds some
+	// in progress and the reopened store has both bbolt and the log to read.
+	s, err := Open(path, Options{checkpointEvery: 3 * time.Millisecond})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
