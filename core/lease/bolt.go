@@ -159,6 +159,7 @@ func Open(path string, opts Options) (*BoltStore, error) {
 	start := time.Now()
 	replayed, err := s.replay()
 	if err != nil {
+		s.closeWAL()
 		db.Close()
 		return nil, fmt.Errorf("replaying the log of %s: %w", path, err)
 	}

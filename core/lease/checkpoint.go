@@ -11,8 +11,8 @@ import (
 )
 
 // replay moves the records of the log files written since the last
-// checkpoint into bbolt, in one transaction, makes the log file writes go
-// to next, and keeps the others as spares. It returns the number of
+// checkpoint into bbolt, in one transaction, opens the log files writes go
+// to now and after the next checkpoint, and keeps the others as spares. It returns the number of
 // records replayed.
 func (s *BoltStore) replay() (int, error) {
 	var ckpt uint64
@@ -67,7 +67,12 @@ func (s *BoltStore) replay() (int, error) {
 		s.spares = append(s.spares, replayed...)
 	}
 	s.dropSpares()
-	s.wal, err = newWALFile(s.path, last+1, s.takeSpare(), !s.nosync)
+	// The file after this one is made now too: zero-filling it later,
+	// while the server answers, would hold up the flushes of the log.
+	if s.wal, err = newWALFile(s.path, last+1, s.takeSpare(), !s.nosync); err != nil {
+		return 0, err
+	}
+	s.nextWAL, err = newWALFile(s.path, last+2, s.takeSpare(), !s.nosync)
 	return len(entries), err
 }
 
