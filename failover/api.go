@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -149,10 +150,49 @@ func (e *Endpoint) OnCommit(ls []lease.Lease) {
 			continue
 		}
 		if l.State == lease.Expired {
-			e.rep.keepTomb(l) // removed from the store: keep it until acknowledged
+			e.rep.keepTomb(l, false) // removed from the store: keep it until acknowledged
 		}
 		e.rep.push(l, now)
 	}
+}
+
+// Reset tells the partner that an operator removed these leases from the
+// store (hook6ctl lease delete): each is sent as a BNDUPD with the
+// binding-status RESET, "made available by an operator command" (§5.5.1),
+// through the same queue, journal and UPDREQ answers as every other
+// update, so a partner that cannot be reached now gets it when it is
+// back. Figure 4 has the partner accept a RESET over an ACTIVE binding
+// whose last client transaction is older (it then removes the lease);
+// until the partner has acknowledged it, this server does not give the
+// address or prefix to another client (§4.2.1, transition 4 of Figure 2).
+//
+// Call it after the leases are gone from the store, with their last
+// versions; it returns once the removals are in the journal, so they
+// survive a restart.
+func (e *Endpoint) Reset(ls []lease.Lease) error {
+	if len(ls) == 0 {
+		return nil
+	}
+	now := e.now()
+	for i := range ls {
+		l := ls[i]
+		if _, held := e.store.Get(l.Prefix); held {
+			continue // leased again meanwhile: that version is what the partner needs
+		}
+		l.State, l.Expires = lease.Expired, now
+		if l.Updated.After(now) {
+			l.Updated = now
+		}
+		// Kept even when the partner is not known to hold it: a version in
+		// flight is acknowledged later, and its acknowledgement sends this.
+		e.rep.keepTomb(l, true)
+		e.rep.push(l, now)
+	}
+	e.log.Info("failover: leases deleted by the operator are sent to the partner as RESET", "leases", len(ls))
+	if err := e.jrnl.sync(); err != nil {
+		return fmt.Errorf("failover: recording the deletions for the partner: %w", err)
+	}
+	return nil
 }
 
 // Admit reports whether a client message of type msgType (the RFC 8415

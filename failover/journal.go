@@ -24,13 +24,15 @@ import (
 // at start and whenever it grows well past what it describes.
 //
 // Record: u16 length of body, body, CRC-32C of body. Body: kind, 17-byte
-// prefix key, then for kindAck an ackRec and for kindTomb an encoded
-// lease. A torn or corrupt record ends the replay.
+// prefix key, then for kindAck an ackRec and for kindTomb and
+// kindResetTomb an encoded lease. A torn or corrupt record ends the
+// replay; a record of an unknown kind is skipped.
 const (
-	kindAck     = 1
-	kindAckDel  = 2
-	kindTomb    = 3
-	kindTombDel = 4
+	kindAck       = 1
+	kindAckDel    = 2
+	kindTomb      = 3
+	kindTombDel   = 4
+	kindResetTomb = 5 // a tomb of an operator's delete (sent as RESET)
 
 	journalFlush   = time.Second
 	journalQueue   = 1 << 16
@@ -60,8 +62,15 @@ func (r journalRec) appendTo(dst []byte) []byte {
 type journalReplay struct {
 	ack     func(pkey, ackRec)
 	ackDel  func(pkey)
-	tomb    func(pkey, lease.Lease)
+	tomb    func(k pkey, l lease.Lease, reset bool)
 	tombDel func(pkey)
+}
+
+func tombKind(reset bool) byte {
+	if reset {
+		return kindResetTomb
+	}
+	return kindTomb
 }
 
 // journal appends records in the background.
@@ -73,6 +82,7 @@ type journal struct {
 	mu     sync.RWMutex // guards closed against sends after close
 	closed bool
 	recs   chan journalRec
+	syncs  chan chan error // sync requests
 	done   chan struct{}
 	f      *os.File
 	size   int64
@@ -83,7 +93,7 @@ type journal struct {
 // with snapshot, and starts the background writer.
 func openJournal(path string, log *slog.Logger, rp journalReplay, snapshot func() []journalRec) (*journal, error) {
 	j := &journal{path: path, log: log, snapshot: snapshot, recs: make(chan journalRec, journalQueue),
-		done: make(chan struct{})}
+		syncs: make(chan chan error), done: make(chan struct{})}
 	if err := j.replay(rp); err != nil {
 		return nil, err
 	}
@@ -126,9 +136,9 @@ func (j *journal) replay(rp journalReplay) error {
 			}
 		case kindAckDel:
 			rp.ackDel(k)
-		case kindTomb:
+		case kindTomb, kindResetTomb:
 			if l, err := lease.Decode(data); err == nil {
-				rp.tomb(k, l)
+				rp.tomb(k, l, body[0] == kindResetTomb)
 			}
 		case kindTombDel:
 			rp.tombDel(k)
@@ -197,10 +207,10 @@ func (j *journal) putAcked(k pkey, r ackRec) {
 func (j *journal) delAcked(k pkey) { j.add(journalRec{kind: kindAckDel, key: k}) }
 func (j *journal) delTomb(k pkey)  { j.add(journalRec{kind: kindTombDel, key: k}) }
 
-func (j *journal) putTomb(l *lease.Lease) {
+func (j *journal) putTomb(l *lease.Lease, reset bool) {
 	v, err := lease.AppendEncoded(nil, l)
 	if err == nil {
-		j.add(journalRec{kind: kindTomb, key: keyOf(l.Prefix), data: v})
+		j.add(journalRec{kind: tombKind(reset), key: keyOf(l.Prefix), data: v})
 	}
 }
 
@@ -211,9 +221,9 @@ func (j *journal) writer() {
 	t := time.NewTicker(journalFlush)
 	defer t.Stop()
 	var buf []byte
-	flush := func() {
+	flush := func() error {
 		if len(buf) == 0 {
-			return
+			return nil
 		}
 		n, err := j.f.Write(buf)
 		j.size += int64(n)
@@ -229,6 +239,7 @@ func (j *journal) writer() {
 				j.log.Error("compacting the failover journal", "err", err)
 			}
 		}
+		return err
 	}
 	for {
 		select {
@@ -243,7 +254,39 @@ func (j *journal) writer() {
 			}
 		case <-t.C:
 			flush()
+		case done := <-j.syncs:
+			// Everything queued before the request is in the channel.
+			for drained := false; !drained; {
+				select {
+				case r, ok := <-j.recs:
+					if !ok {
+						drained = true
+						break
+					}
+					buf = r.appendTo(buf)
+				default:
+					drained = true
+				}
+			}
+			done <- flush()
 		}
+	}
+}
+
+// sync returns once every record added before it is on disk.
+func (j *journal) sync() error {
+	done := make(chan error, 1)
+	j.mu.RLock()
+	closed := j.closed
+	j.mu.RUnlock()
+	if closed {
+		return errors.New("the failover journal is closed")
+	}
+	select {
+	case j.syncs <- done:
+		return <-done
+	case <-j.done:
+		return errors.New("the failover journal is closed")
 	}
 }
 

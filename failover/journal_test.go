@@ -18,7 +18,7 @@ func TestJournal(t *testing.T) {
 	rp := journalReplay{
 		ack:     func(k pkey, r ackRec) { acks[k] = r },
 		ackDel:  func(k pkey) { delete(acks, k) },
-		tomb:    func(k pkey, l lease.Lease) { tombs[k] = l },
+		tomb:    func(k pkey, l lease.Lease, _ bool) { tombs[k] = l },
 		tombDel: func(k pkey) { delete(tombs, k) },
 	}
 	snap := func() []journalRec {
@@ -44,8 +44,8 @@ func TestJournal(t *testing.T) {
 	now := time.Unix(1800000000, 0)
 	gone := lease.Lease{Prefix: netip.MustParsePrefix("2001:db8:8000:100::/56"), Kind: lease.PD, DUID: []byte{1, 2},
 		IAID: 3, State: lease.Leased, Start: now, Expires: now.Add(time.Hour), Updated: now}
-	j.putTomb(&gone)
-	j.putTomb(&lease.Lease{Prefix: b, Kind: lease.NA, DUID: []byte{9}, State: lease.Leased, Start: now, Expires: now, Updated: now})
+	j.putTomb(&gone, false)
+	j.putTomb(&lease.Lease{Prefix: b, Kind: lease.NA, DUID: []byte{9}, State: lease.Leased, Start: now, Expires: now, Updated: now}, true)
 	j.delTomb(keyOf(b))
 	if err := j.close(); err != nil {
 		t.Fatal(err)

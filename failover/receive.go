@@ -182,6 +182,7 @@ func (e *Endpoint) finishClientData(u *update, puts []lease.Lease, err error) Op
 			continue
 		}
 		l := &puts[u.kept[i]]
+		e.rep.forgetTomb(k) // the partner's version replaces a removal of ours
 		end := l.Expires
 		if pl := u.items[i].b.PartnerLifetime; pl.After(end) {
 			end = pl

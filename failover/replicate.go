@@ -210,12 +210,20 @@ type replicator struct {
 	turn     bool
 	// tombs holds the last version of leases removed from the store whose
 	// removal the partner has not acknowledged (also in the journal).
-	tombs map[pkey]lease.Lease
+	tombs map[pkey]tomb
+}
+
+// tomb is a lease removed from the store, kept until the partner
+// acknowledges the removal. Its lease is the last version with State
+// Expired; for a reset, Expires is when the operator removed it.
+type tomb struct {
+	l     lease.Lease
+	reset bool // removed by an operator: sent as RESET, not EXPIRED
 }
 
 func newReplicator(e *Endpoint, queueSize int) *replicator {
 	return &replicator{e: e, acks: newAckTable(), q: newQueue(queueSize), wake: make(chan struct{}, 1),
-		lag: newHistogram(), inflight: map[uint32]*flight{}, byKey: map[pkey]uint32{}, tombs: map[pkey]lease.Lease{}}
+		lag: newHistogram(), inflight: map[uint32]*flight{}, byKey: map[pkey]uint32{}, tombs: map[pkey]tomb{}}
 }
 
 func (r *replicator) poke() {
@@ -236,7 +244,7 @@ func (r *replicator) replay() journalReplay {
 	return journalReplay{
 		ack:     r.acks.load,
 		ackDel:  func(k pkey) { delete(r.acks.m, k) },
-		tomb:    func(k pkey, l lease.Lease) { r.tombs[k] = l },
+		tomb:    func(k pkey, l lease.Lease, reset bool) { r.tombs[k] = tomb{l: l, reset: reset} },
 		tombDel: func(k pkey) { delete(r.tombs, k) },
 	}
 }
@@ -251,9 +259,9 @@ func (r *replicator) snapshot() []journalRec {
 	}
 	r.acks.mu.RUnlock()
 	r.mu.Lock()
-	for k, l := range r.tombs {
-		if v, err := lease.AppendEncoded(nil, &l); err == nil {
-			out = append(out, journalRec{kind: kindTomb, key: k, data: v})
+	for k, t := range r.tombs {
+		if v, err := lease.AppendEncoded(nil, &t.l); err == nil {
+			out = append(out, journalRec{kind: tombKind(t.reset), key: k, data: v})
 		}
 	}
 	r.mu.Unlock()
@@ -261,20 +269,29 @@ func (r *replicator) snapshot() []journalRec {
 }
 
 // keepTomb remembers a lease removed from the store until the partner
-// acknowledges its removal (in memory and in the journal).
-func (r *replicator) keepTomb(l lease.Lease) {
+// acknowledges its removal (in memory and in the journal); reset marks an
+// operator's removal.
+func (r *replicator) keepTomb(l lease.Lease, reset bool) {
 	r.mu.Lock()
-	r.tombs[keyOf(l.Prefix)] = l
+	r.tombs[keyOf(l.Prefix)] = tomb{l: l, reset: reset}
 	r.mu.Unlock()
-	r.e.jrnl.putTomb(&l)
+	r.e.jrnl.putTomb(&l, reset)
 }
 
 // tomb returns the last version of a removed lease.
-func (r *replicator) tomb(k pkey) (lease.Lease, bool) {
+func (r *replicator) tomb(k pkey) (tomb, bool) {
 	r.mu.Lock()
-	l, ok := r.tombs[k]
+	t, ok := r.tombs[k]
 	r.mu.Unlock()
-	return l, ok
+	return t, ok
+}
+
+// busy reports whether a BNDUPD about k is waiting for its BNDREPLY.
+func (r *replicator) busy(k pkey) bool {
+	r.mu.Lock()
+	_, ok := r.byKey[k]
+	r.mu.Unlock()
+	return ok
 }
 
 func (r *replicator) forgetTomb(k pkey) {
@@ -515,29 +532,31 @@ func (r *replicator) send(c *conn, w work) bool {
 	}
 	k := w.key
 	l, ok := e.store.Get(k.prefix())
+	reset := false
 	if !ok {
+		t, found := r.tomb(k)
 		switch {
+		case found:
+			l, reset = t.l, t.reset
 		case w.item != nil && w.item.l.State == lease.Expired:
 			l = w.item.l
 		default:
-			t, found := r.tomb(k)
-			if !found {
-				// Nothing left to describe the deletion: the partner will
-				// expire its copy at the same time.
-				if _, known := r.acks.get(k); known {
-					r.acks.del(k)
-					e.jrnl.delAcked(k)
-				}
-				r.jobDone(w.fromJ, k)
-				return false
+			// Nothing left to describe the deletion: the partner will
+			// expire its copy at the same time.
+			if _, known := r.acks.get(k); known {
+				r.acks.del(k)
+				e.jrnl.delAcked(k)
 			}
-			l = t
+			r.jobDone(w.fromJ, k)
+			return false
 		}
 		l.State = lease.Expired
 	}
 	all := w.fromJ != nil && w.fromJ.all
 	if !all && !r.acks.pending(&l) {
-		if l.State == lease.Expired {
+		// A removal the partner does not know of needs no update, unless
+		// a version is in flight: its acknowledgement sends the removal.
+		if l.State == lease.Expired && !r.busy(k) {
 			r.forgetTomb(k)
 		}
 		r.jobDone(w.fromJ, k)
@@ -568,6 +587,12 @@ func (r *replicator) send(c *conn, w work) bool {
 	r.byKey[k] = id
 	r.mu.Unlock()
 	b := bindingOf(&l, now, f.lifetime, expiration)
+	if reset {
+		// Made available by an operator command (§5.5.1). Figure 4 lets it
+		// end an ACTIVE binding that is older than the reset, which
+		// EXPIRED could not (time(1)); start of state is the reset time.
+		b.Status = bsReset
+	}
 	c.send(&Message{Type: MsgBndUpd, TxID: id, Options: OptionList{clientData(l.DUID, []binding{b}, now)}})
 	e.stats.sent.Add(1)
 	return true
@@ -626,8 +651,15 @@ func (r *replicator) onReply(c *conn, m *Message) {
 	if j != nil && j.remaining != nil {
 		r.jobDone(j, f.key)
 	}
-	if cur, ok := e.store.Get(f.key.prefix()); ok && r.acks.pending(&cur) {
-		r.push(cur, now)
+	if cur, ok := e.store.Get(f.key.prefix()); ok {
+		if r.acks.pending(&cur) {
+			r.push(cur, now)
+		}
+	} else if t, ok := r.tomb(f.key); ok && status == StatusSuccess && f.l.State != lease.Expired {
+		// Removed while this version was in flight: the partner now holds
+		// it, so tell it of the removal.
+		t.l.State = lease.Expired
+		r.push(t.l, now)
 	}
 	r.poke()
 }
@@ -648,7 +680,12 @@ func (r *replicator) settle(f *flight, status uint16, msg string, ackLife, now t
 	if !f.queued.IsZero() {
 		r.lag.observe(now.Sub(f.queued))
 	}
-	r.forgetTomb(k)
+	if _, held := e.store.Get(k.prefix()); held || f.l.State == lease.Expired {
+		// The removal reached the partner, or the lease exists again. (A
+		// version acknowledged after the lease was removed leaves the
+		// tomb: the removal is still to be sent.)
+		r.forgetTomb(k)
+	}
 	if f.l.State == lease.Expired {
 		r.acks.del(k)
 		e.jrnl.delAcked(k)
