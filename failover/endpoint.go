@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -162,7 +163,7 @@ func New(cfg Config, opts Options) (*Endpoint, error) {
 		lo = &Layout{}
 	}
 	e.layout.Store(lo)
-	m, err := openMeta(filepath.Join(cfg.StateDir, "failover.db"))
+	m, err := openRelationship(cfg.StateDir, cfg.Name, e.log)
 	if err != nil {
 		return nil, err
 	}
@@ -187,6 +188,56 @@ func New(cfg Config, opts Options) (*Endpoint, error) {
 	}
 	e.txids.Store(rand.Uint32() & 0xffffff)
 	return e, nil
+}
+
+// stateFiles are the files of a relationship's state in the state dir.
+var stateFiles = []string{"failover.db", "failover.journal"}
+
+// openRelationship opens failover.db for the relationship name. The state
+// belongs to one relationship (RFC 8156 §6.2: the name is part of the
+// endpoint's identity): if the files are another relationship's, they are
+// set aside as FILE.OLDNAME, and the state of name is taken back from
+// FILE.NAME if it was set aside before (else the endpoint starts afresh).
+// A database that names no relationship (written by an earlier version)
+// is adopted.
+func openRelationship(dir, name string, log *slog.Logger) (*meta, error) {
+	path := filepath.Join(dir, "failover.db")
+	m, err := openMeta(path)
+	if err != nil {
+		return nil, err
+	}
+	old, err := m.loadName()
+	if err != nil {
+		m.close()
+		return nil, fmt.Errorf("reading failover database %s: %w", path, err)
+	}
+	if old != "" && old != name {
+		m.close()
+		restored := false
+		for _, f := range stateFiles {
+			p := filepath.Join(dir, f)
+			if err := os.Rename(p, p+"."+old); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("setting aside the failover state of %q: %w", old, err)
+			}
+			if err := os.Rename(p+"."+name, p); err == nil {
+				restored = true
+			} else if !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("taking back the failover state of %q: %w", name, err)
+			}
+		}
+		log.Warn("failover: the relationship name changed; the previous relationship's state is set aside",
+			"previous", old, "kept-as", path+"."+old, "earlier-state-restored", restored)
+		if m, err = openMeta(path); err != nil {
+			return nil, err
+		}
+	}
+	if old != name {
+		if err := m.saveName(name); err != nil {
+			m.close()
+			return nil, fmt.Errorf("writing failover database %s: %w", path, err)
+		}
+	}
+	return m, nil
 }
 
 // restore loads the persisted state and enters STARTUP (§8.2, §8.3.2).

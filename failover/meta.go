@@ -102,6 +102,7 @@ var (
 	bucketState = []byte("state")
 	bucketPools = []byte("pools")
 	keyEndpoint = []byte("endpoint")
+	keyName     = []byte("relationship")
 )
 
 // meta is failover.db in the state dir: the endpoint state and who owns
@@ -159,6 +160,21 @@ func (m *meta) saveState(p persisted) error {
 		return fmt.Errorf("writing failover state: %w", err)
 	}
 	return nil
+}
+
+// loadName returns the relationship the database belongs to, "" when it
+// does not say (written before names were kept, or new).
+func (m *meta) loadName() (string, error) {
+	var name string
+	err := m.db.View(func(tx *bolt.Tx) error {
+		name = string(tx.Bucket(bucketState).Get(keyName))
+		return nil
+	})
+	return name, err
+}
+
+func (m *meta) saveName(name string) error {
+	return m.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketState).Put(keyName, []byte(name)) })
 }
 
 func (m *meta) loadPools() (map[pkey]Role, error) {
