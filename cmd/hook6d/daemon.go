@@ -31,7 +31,7 @@ type daemon struct {
 	listener *core.Listener
 	control  *control.Server
 	exts     *extensionSet
-	fo       *failoverSide // nil without a failover section
+	fo       *failoverSide
 
 	mu  sync.Mutex // serialises reloads
 	cfg *config.Config
@@ -94,7 +94,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	go d.fo.run(ctx, cancel)
+	d.fo.start(ctx, cancel)
 	go d.srv.Reclaim(ctx, 10*time.Second)
 	wg.Add(1)
 	go func() {
@@ -145,12 +145,21 @@ func (d *daemon) serveMetrics(ctx context.Context, addr string) {
 }
 
 // Reload re-reads the config file and swaps in the new config and
-// extensions; a config or extension that does not load is refused and the
-// old one keeps serving. Leases are untouched.
-func (d *daemon) Reload() error {
+// extensions; a config, extension or failover section that does not load
+// is refused and the old one keeps serving. A changed failover section
+// replaces the failover endpoint. Leases are untouched.
+func (d *daemon) Reload() error { return d.reload(true) }
+
+// reload is Reload; restartFailover false leaves the failover endpoint in
+// place even if its section changed.
+func (d *daemon) reload(restartFailover bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	cfg, err := loadConfig(d.cfgPath)
+	if err != nil {
+		return err
+	}
+	fp, err := d.fo.plan(cfg, restartFailover)
 	if err != nil {
 		return err
 	}
@@ -169,8 +178,11 @@ func (d *daemon) Reload() error {
 	d.srv.SetRunner(runner)
 	d.exts.use(runner)
 	d.exts.discard(old)
-	d.fo.reload(d.cfg, cfg)
 	d.cfg = cfg
+	if err := d.fo.apply(fp, cfg); err != nil {
+		d.log.Error("config reloaded except its failover section", "config", cfg.File, "err", err)
+		return fmt.Errorf("config reloaded except its failover section: %w", err)
+	}
 	d.log.Info("config reloaded", "config", cfg.File)
 	return nil
 }
@@ -211,7 +223,7 @@ func (d *daemon) Lease(p netip.Prefix) (control.Lease, bool) {
 
 // DeleteLeases implements control.Backend.
 func (d *daemon) DeleteLeases(ctx context.Context, within netip.Prefix) (int, error) {
-	return d.srv.DeleteWithin(ctx, within)
+	return d.fo.deleteWithin(ctx, within, d.srv.DeleteWithin)
 }
 
 // Stats implements control.Backend.
