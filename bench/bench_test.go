@@ -293,6 +293,14 @@ func (b *bench) runStep(e *env, srv server, rate int, leases, profile string) (l
 	peer0 := run.peerCPU()
 	ctx, cancel := context.WithTimeout(context.Background(), b.step+time.Minute)
 	defer cancel()
+	srvOver0, err := e.srv.UDP6RcvbufErrors(ctx)
+	if err != nil {
+		return labbench.Step{}, err
+	}
+	cliOver0, err := e.cli.UDP6RcvbufErrors(ctx)
+	if err != nil {
+		return labbench.Step{}, err
+	}
 	res, err := e.cli.Perfdhcp(ctx, lab.PerfOptions{
 		Iface: cliIf, Rate: rate, Clients: clients, Duration: b.step,
 		Extra: []string{"-e", leases, "-x", "t", "-W", "500000"},
@@ -309,6 +317,15 @@ func (b *bench) runStep(e *env, srv server, rate int, leases, profile string) (l
 		return st, err
 	}
 	st.PeerCPU = (run.peerCPU() - peer0).Seconds()
+	srvOver1, err := e.srv.UDP6RcvbufErrors(ctx)
+	if err != nil {
+		return st, err
+	}
+	cliOver1, err := e.cli.UDP6RcvbufErrors(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.ServerOverflows, st.ClientOverflows = srvOver1-srvOver0, cliOver1-cliOver0
 	st.Load, _ = labbench.LoadAvg()
 	return st, nil
 }

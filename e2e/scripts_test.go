@@ -708,21 +708,11 @@ func rcvbufErrors(b *testing.B, ns *lab.Netns) int {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out, err := ns.Run(ctx, "cat", "/proc/net/snmp6")
+	n, err := ns.UDP6RcvbufErrors(ctx)
 	if err != nil {
-		b.Fatalf("read /proc/net/snmp6 in %s: %v: %s", ns.Name, err, out)
+		b.Fatal(err)
 	}
-	for _, line := range strings.Split(out, "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == "Udp6RcvbufErrors" {
-			n, err := strconv.Atoi(f[1])
-			if err != nil {
-				b.Fatalf("parse %q: %v", line, err)
-			}
-			return n
-		}
-	}
-	b.Fatalf("no Udp6RcvbufErrors in /proc/net/snmp6 of %s", ns.Name)
-	return 0
+	return n
 }
 
 // procCPU is the CPU time (user and system) process pid has used.

@@ -42,11 +42,19 @@ type Step struct {
 	CPU     float64 `json:"server_cpu_s"`
 	PeerCPU float64 `json:"peer_cpu_s,omitempty"`
 	// CPUPer1k is server CPU milliseconds per 1000 completed exchanges.
-	CPUPer1k    float64 `json:"server_cpu_ms_per_1k"`
-	Load        float64 `json:"load_avg_1m"` // the machine's, at the step's end
-	Pass        bool    `json:"pass"`
-	ClientBound bool    `json:"client_bound,omitempty"`
-	Retried     bool    `json:"retried,omitempty"`
+	CPUPer1k float64 `json:"server_cpu_ms_per_1k"`
+	// ClientCPU is perfdhcp's CPU time during the step: the load
+	// generator's share of the machine.
+	ClientCPU float64 `json:"client_cpu_s"`
+	// Overflows counts datagrams dropped for a full socket receive buffer
+	// during the step, in the server's namespace and in perfdhcp's: where
+	// a loss happened.
+	ServerOverflows int     `json:"server_socket_overflows"`
+	ClientOverflows int     `json:"client_socket_overflows"`
+	Load            float64 `json:"load_avg_1m"` // the machine's, at the step's end
+	Pass            bool    `json:"pass"`
+	ClientBound     bool    `json:"client_bound,omitempty"`
+	Retried         bool    `json:"retried,omitempty"`
 }
 
 // NewStep computes a step's figures from perfdhcp's result (run with
@@ -64,6 +72,8 @@ func NewStep(offered int, dur time.Duration, r lab.PerfResult, cpu time.Duration
 		SA:      exchangeOf(sa, delays["SOLICIT-ADVERTISE"]),
 		RR:      exchangeOf(rr, delays["REQUEST-REPLY"]),
 		CPU:     cpu.Seconds(),
+
+		ClientCPU: r.CPU.Seconds(),
 	}
 	if sa.Sent > 0 {
 		s.Loss = 100 * float64(sa.Sent-rr.Received) / float64(sa.Sent)

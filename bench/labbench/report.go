@@ -199,8 +199,9 @@ func StepLine(run string, s Step) string {
 	if s.Retried {
 		verdict += " (retry)"
 	}
-	return fmt.Sprintf("%-22s offered %6d/s  done %8.0f/s  loss %6.2f%%  RR p50 %6.2f ms p99 %7.2f ms  cpu %5.2fs  load %4.1f  %s",
-		run, s.Offered, s.Rate, s.Loss, s.RR.P50ms, s.RR.P99ms, s.CPU, s.Load, verdict)
+	return fmt.Sprintf("%-22s offered %6d/s  done %8.0f/s  loss %6.2f%%  RR p50 %6.2f ms p99 %7.2f ms  cpu %5.2fs perfdhcp %5.2fs  overflows srv %d cli %d  load %4.1f  %s",
+		run, s.Offered, s.Rate, s.Loss, s.RR.P50ms, s.RR.P99ms, s.CPU, s.ClientCPU,
+		s.ServerOverflows, s.ClientOverflows, s.Load, verdict)
 }
 
 // WriteTable prints the summary: one line per run with its sustained

@@ -241,3 +241,19 @@ func (n *Netns) destroy() {
 		n.lab.t.Errorf("lab: delete namespace %s: %v: %s", n.Name, err, out)
 	}
 }
+
+// UDP6RcvbufErrors counts the UDP datagrams the namespace dropped because
+// a socket's receive buffer was full (Udp6RcvbufErrors of
+// /proc/net/snmp6): a reader too slow for what it was sent.
+func (n *Netns) UDP6RcvbufErrors(ctx context.Context) (int, error) {
+	out, err := n.Run(ctx, "cat", "/proc/net/snmp6")
+	if err != nil {
+		return 0, fmt.Errorf("reading /proc/net/snmp6 in %s: %v: %s", n.Name, err, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "Udp6RcvbufErrors" {
+			return strconv.Atoi(f[1])
+		}
+	}
+	return 0, fmt.Errorf("no Udp6RcvbufErrors in /proc/net/snmp6 of %s", n.Name)
+}

@@ -24,6 +24,9 @@ type PerfResult struct {
 	Malformed int
 	Exchanges map[string]PerfExchange // by "SOLICIT-ADVERTISE", "REQUEST-REPLY", ...
 	Output    string
+	// CPU is the CPU time (user and system) perfdhcp used: on a machine
+	// it shares with the server, the load generator's share of the cores.
+	CPU time.Duration
 }
 
 // PerfExchange is the summary of one exchange type.
@@ -50,10 +53,14 @@ func (n *Netns) Perfdhcp(ctx context.Context, o PerfOptions) (PerfResult, error)
 		args = append(args, "-p", strconv.Itoa(int(o.Duration.Round(time.Second)/time.Second)))
 	}
 	args = append(args, o.Extra...)
-	out, runErr := n.Command(ctx, "perfdhcp", args...).CombinedOutput()
+	cmd := n.Command(ctx, "perfdhcp", args...)
+	out, runErr := cmd.CombinedOutput()
 	r, err := ParsePerfdhcp(string(out))
 	if err != nil {
 		return r, fmt.Errorf("perfdhcp %s (exit: %v): %w", strings.Join(args, " "), runErr, err)
+	}
+	if ps := cmd.ProcessState; ps != nil { // ip netns exec execs perfdhcp in place
+		r.CPU = ps.UserTime() + ps.SystemTime()
 	}
 	return r, nil
 }
