@@ -59,26 +59,11 @@ func StatusOf(err error) int {
 // nil; numbers decoded into interface values become json.Number. Any other
 // answer is returned as *Error.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
-	req, err := c.newRequest(ctx, method, path, body)
+	resp, err := c.send(ctx, method, path, body)
 	if err != nil {
 		return err
 	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		var oe *net.OpError
-		if errors.As(err, &oe) && oe.Op == "dial" {
-			return fmt.Errorf("cannot reach hook6d on control socket %s: %w", c.socket, oe.Err)
-		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("%s %s on %s: %w", method, path, c.socket, err)
-	}
 	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return readError(resp)
-	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
@@ -89,6 +74,32 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("%s %s: decoding answer: %w", method, path, err)
 	}
 	return nil
+}
+
+// send sends one request and returns a 2xx answer for the caller to read
+// and close; any other answer is returned as *Error.
+func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	req, err := c.newRequest(ctx, method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Op == "dial" {
+			return nil, fmt.Errorf("cannot reach hook6d on control socket %s: %w", c.socket, oe.Err)
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("%s %s on %s: %w", method, path, c.socket, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		return nil, readError(resp)
+	}
+	return resp, nil
 }
 
 func (c *Client) newRequest(ctx context.Context, method, path string, body any) (*http.Request, error) {
@@ -136,8 +147,23 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	return st, err
 }
 
-// Leases returns the leases matching f.
+// Leases returns the leases matching f; with an error, those read before
+// it. EachLease does not hold them all.
 func (c *Client) Leases(ctx context.Context, f LeaseFilter) ([]Lease, error) {
+	var ls []Lease
+	err := c.EachLease(ctx, f, func(l *Lease) error {
+		ls = append(ls, *l)
+		return nil
+	})
+	return ls, err
+}
+
+// EachLease calls fn with each lease matching f as it is read from the
+// server, without holding the list. fn must not keep l, which is reused.
+// An error of fn stops the list and is returned as is. A list cut short,
+// by the server or the connection, is an error, after fn has seen the
+// leases before the cut.
+func (c *Client) EachLease(ctx context.Context, f LeaseFilter, fn func(l *Lease) error) error {
 	q := url.Values{}
 	if f.Prefix.IsValid() {
 		q.Set("prefix", f.Prefix.String())
@@ -149,9 +175,36 @@ func (c *Client) Leases(ctx context.Context, f LeaseFilter) ([]Lease, error) {
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var ls []Lease
-	err := c.Do(ctx, http.MethodGet, path, nil, &ls)
-	return ls, err
+	return c.eachLeaseAt(ctx, path, fn)
+}
+
+// eachLeaseAt is EachLease of the list at path.
+func (c *Client) eachLeaseAt(ctx context.Context, path string, fn func(l *Lease) error) error {
+	resp, err := c.send(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	fail := func(err error) error {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("GET %s: reading answer: %w", path, err)
+	}
+	lr := newLeaseReader(resp.Body)
+	var l Lease
+	for {
+		ok, err := lr.Next(&l)
+		if err != nil {
+			return fail(err)
+		}
+		if !ok {
+			return nil
+		}
+		if err := fn(&l); err != nil {
+			return err
+		}
+	}
 }
 
 // Lease returns the lease of exactly p; a missing lease is an *Error with

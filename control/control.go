@@ -125,14 +125,18 @@ func Within(outer, p netip.Prefix) bool {
 
 // FormatDUID writes a DUID as lower-case hex bytes separated by colons.
 func FormatDUID(b []byte) string {
-	var sb strings.Builder
+	if len(b) == 0 {
+		return ""
+	}
+	const digits = "0123456789abcdef"
+	s := make([]byte, 0, 3*len(b)-1)
 	for i, c := range b {
 		if i > 0 {
-			sb.WriteByte(':')
+			s = append(s, ':')
 		}
-		fmt.Fprintf(&sb, "%02x", c)
+		s = append(s, digits[c>>4], digits[c&0xf])
 	}
-	return sb.String()
+	return string(s)
 }
 
 // ParseDUID reads a DUID written as hex, with or without colons (or dashes)

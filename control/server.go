@@ -120,10 +120,35 @@ func (s *Server) leases(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, fmt.Errorf("listing leases: %w", err))
 		return
 	}
-	if ls == nil {
-		ls = []Lease{}
+	// Encode lease by lease into a buffer rather than marshalling the
+	// whole list: a million leases are hundreds of megabytes of JSON.
+	w.Header().Set("Content-Type", "application/json")
+	lw := NewLeaseWriter(w)
+	for i := range ls {
+		if err := lw.Write(&ls[i]); err != nil {
+			s.abort(w, r, lw, fmt.Errorf("listing leases: %w", err))
+			return
+		}
 	}
-	WriteJSON(w, http.StatusOK, ls)
+	if err := lw.Close(); err != nil {
+		s.abort(w, r, lw, fmt.Errorf("listing leases: %w", err))
+	}
+}
+
+// abort ends a lease list that failed. Before the first byte of the list
+// went out the failure is answered as such; after, the connection is cut so
+// that the client sees a truncated body rather than a well-formed list
+// missing leases. A failure other than the client going away is logged.
+func (s *Server) abort(w http.ResponseWriter, r *http.Request, lw *LeaseWriter, err error) {
+	if lw.err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	if !lw.wrote {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Error("control request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	panic(http.ErrAbortHandler)
 }
 
 func (s *Server) lease(w http.ResponseWriter, r *http.Request) {
