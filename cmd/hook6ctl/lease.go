@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"fmt"
 	"net/netip"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -40,17 +43,7 @@ func newLeaseListCmd(a *app) *cobra.Command {
 			}
 			ctx, cancel := a.context(cmd)
 			defer cancel()
-			ls, err := a.client().Leases(ctx, f)
-			if err != nil {
-				return err
-			}
-			if a.json() {
-				if ls == nil {
-					ls = []control.Lease{}
-				}
-				return a.printJSON(ls)
-			}
-			return a.printLeases(ls)
+			return a.listLeases(ctx, f)
 		},
 	}
 	c.Flags().StringVar(&prefix, "prefix", "", "only leases inside this prefix (an address matches itself)")
@@ -58,18 +51,37 @@ func newLeaseListCmd(a *app) *cobra.Command {
 	return c
 }
 
-func (a *app) printLeases(ls []control.Lease) error {
-	if len(ls) == 0 {
-		_, err := fmt.Fprintln(a.stdout, "no leases")
-		return err
+// listLeases prints the leases matching f as they arrive, as JSON or as a
+// table, holding one buffer of output rather than the list. If the list
+// breaks off, what came before it is printed and the error returned.
+func (a *app) listLeases(ctx context.Context, f control.LeaseFilter) error {
+	if a.json() {
+		lw := control.NewLeaseWriter(a.stdout)
+		if err := a.client().EachLease(ctx, f, lw.Write); err != nil {
+			_ = lw.Flush()
+			return err
+		}
+		return lw.Close()
 	}
-	tw := a.table()
-	row(tw, "PREFIX", "KIND", "STATE", "DUID", "IAID", "LINK", "PREFIX-NAME", "PREFERRED", "VALID", "EXPIRES")
-	for _, l := range ls {
-		row(tw, l.Prefix, l.Kind, l.State, orDash(l.DUID), l.IAID, orDash(l.Link), orDash(l.PrefixName),
-			fmtSeconds(l.Preferred), fmtSeconds(l.Valid), fmtTime(l.Expires))
+	bw := bufio.NewWriterSize(a.stdout, 64<<10)
+	tw := newStreamTable(bw)
+	err := a.client().EachLease(ctx, f, func(l *control.Lease) error {
+		if tw.Rows() == 0 {
+			tw.Row("PREFIX", "KIND", "STATE", "DUID", "IAID", "LINK", "PREFIX-NAME", "PREFERRED", "VALID", "EXPIRES")
+		}
+		return tw.Row(l.Prefix, l.Kind, l.State, orDash(l.DUID), strconv.FormatUint(uint64(l.IAID), 10), orDash(l.Link),
+			orDash(l.PrefixName), fmtSeconds(l.Preferred), fmtSeconds(l.Valid), fmtTime(l.Expires))
+	})
+	if err == nil && tw.Rows() == 0 {
+		_, err = fmt.Fprintln(bw, "no leases")
 	}
-	return tw.Flush()
+	if ferr := tw.Flush(); err == nil {
+		err = ferr
+	}
+	if ferr := bw.Flush(); err == nil {
+		err = ferr
+	}
+	return err
 }
 
 func newLeaseShowCmd(a *app) *cobra.Command {

@@ -100,7 +100,7 @@ func newFake() *fakeBackend {
 
 // startFake serves b on a control socket in a temp dir and returns the
 // server (for extra routes) and the socket path.
-func startFake(t *testing.T, b control.Backend) (*control.Server, string) {
+func startFake(t testing.TB, b control.Backend) (*control.Server, string) {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "control.sock")
 	s := control.NewServer(b, nil)
