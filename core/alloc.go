@@ -68,7 +68,7 @@ func (pc *pctx) candidatePrefixes(ia *iaReq) []*prefix {
 	if want == 0 || len(pc.link.pd) < 2 {
 		return pc.link.pd
 	}
-	out := make([]*prefix, 0, len(pc.link.pd))
+	out := pc.prefs[:0]
 	for _, p := range pc.link.pd {
 		if p.length == want {
 			out = append(out, p)
@@ -79,6 +79,7 @@ func (pc *pctx) candidatePrefixes(ia *iaReq) []*prefix {
 			out = append(out, p)
 		}
 	}
+	pc.prefs = out
 	return out
 }
 
@@ -92,7 +93,7 @@ func (pc *pctx) runAlgorithm(alg string, p *prefix, ia *iaReq, ttl time.Duration
 		return pc.extensionLease(p, ia, ttl)
 	case algInterfaceID:
 		if c, ok := pc.interfaceIDCandidate(p); ok {
-			return pc.tryEach(p, ia, ttl, []netip.Prefix{c}, false), false
+			return pc.tryEach(p, ia, ttl, pc.candidates(c), false), false
 		}
 	case algRandom:
 		return pc.randomLease(p, ia, ttl), false
@@ -100,6 +101,13 @@ func (pc *pctx) runAlgorithm(alg string, p *prefix, ia *iaReq, ttl time.Duration
 		return pc.bestFitLease(p, ia, ttl), false
 	}
 	return netip.Prefix{}, false
+}
+
+// candidates returns cs in the packet context's candidate scratch: lists
+// of candidates are one algorithm's, tried before the next is made.
+func (pc *pctx) candidates(cs ...netip.Prefix) []netip.Prefix {
+	pc.cands = append(pc.cands[:0], cs...)
+	return pc.cands
 }
 
 // tryEach claims the first acceptable candidate; filtered says whether the
@@ -142,8 +150,11 @@ func (pc *pctx) claim(p *prefix, ia *iaReq, c netip.Prefix, ttl time.Duration, f
 }
 
 func (pc *pctx) reservedCandidates(p *prefix) []netip.Prefix {
-	var out []netip.Prefix
-	for _, r := range pc.st.reservationsFor(pc.duid, pc.link) {
+	out := pc.cands[:0]
+	for _, r := range pc.st.reserved[pc.duidKey] {
+		if r.Link != "" && r.Link != pc.link.name {
+			continue
+		}
 		switch {
 		case p.kind == lease.NA && r.Address.IsValid():
 			out = append(out, netip.PrefixFrom(r.Address, 128))
@@ -151,11 +162,12 @@ func (pc *pctx) reservedCandidates(p *prefix) []netip.Prefix {
 			out = append(out, r.Prefix.Masked())
 		}
 	}
+	pc.cands = out
 	return out
 }
 
 func (pc *pctx) hintCandidates(p *prefix, ia *iaReq) []netip.Prefix {
-	var out []netip.Prefix
+	out := pc.cands[:0]
 	for _, h := range ia.hints {
 		if h.Addr().IsUnspecified() {
 			continue // a length-only hint (RFC 8168)
@@ -165,6 +177,7 @@ func (pc *pctx) hintCandidates(p *prefix, ia *iaReq) []netip.Prefix {
 		}
 		out = append(out, h)
 	}
+	pc.cands = out
 	return out
 }
 
@@ -219,7 +232,7 @@ func eui64(mac []byte) [8]byte {
 func (pc *pctx) randomLease(p *prefix, ia *iaReq, ttl time.Duration) netip.Prefix {
 	bits := p.length - p.pool.Bits()
 	if bits <= 0 {
-		return pc.tryEach(p, ia, ttl, []netip.Prefix{netip.PrefixFrom(p.pool.Addr(), p.length)}, true)
+		return pc.tryEach(p, ia, ttl, pc.candidates(netip.PrefixFrom(p.pool.Addr(), p.length)), true)
 	}
 	for range randomTries {
 		c := slotAt(p, randomOffset(bits))

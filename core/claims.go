@@ -2,6 +2,7 @@ package core
 
 import (
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,7 +17,7 @@ type claims struct {
 	mu        sync.Mutex
 	lastSweep time.Time
 	held      map[netip.Prefix]claim
-	byB       map[lease.Binding][]netip.Prefix
+	byB       map[lease.Binding]heldList
 	store     lease.Store
 	now       func() time.Time
 	max       int
@@ -27,8 +28,55 @@ type claim struct {
 	until   time.Time
 }
 
+// heldList is a binding's claims in the order they were taken. The first
+// is held inline, as a binding mostly claims one lease: claiming for a
+// new binding then allocates nothing.
+type heldList struct {
+	n     int
+	first netip.Prefix
+	more  []netip.Prefix
+}
+
+func (h *heldList) add(p netip.Prefix) {
+	if h.n == 0 {
+		h.first = p
+	} else {
+		h.more = append(h.more, p)
+	}
+	h.n++
+}
+
+// remove drops p (a binding holds a prefix at most once), keeping the
+// order of the others.
+func (h *heldList) remove(p netip.Prefix) {
+	if h.n == 0 {
+		return
+	}
+	if h.first == p {
+		if len(h.more) > 0 {
+			h.first = h.more[0]
+			h.more = slices.Delete(h.more, 0, 1)
+		} else {
+			h.first = netip.Prefix{}
+		}
+		h.n--
+		return
+	}
+	if i := slices.Index(h.more, p); i >= 0 {
+		h.more = slices.Delete(h.more, i, i+1)
+		h.n--
+	}
+}
+
+func (h *heldList) at(i int) netip.Prefix {
+	if i == 0 {
+		return h.first
+	}
+	return h.more[i-1]
+}
+
 func newClaims(store lease.Store, now func() time.Time, max int) *claims {
-	return &claims{held: make(map[netip.Prefix]claim), byB: make(map[lease.Binding][]netip.Prefix), store: store, now: now, max: max}
+	return &claims{held: make(map[netip.Prefix]claim), byB: make(map[lease.Binding]heldList), store: store, now: now, max: max}
 }
 
 // take claims p for b for ttl when no other binding holds it (in the store
@@ -62,7 +110,9 @@ func (c *claims) take(p netip.Prefix, b lease.Binding, ttl time.Duration, offer 
 		}
 	}
 	if !ok || cl.binding != b {
-		c.byB[b] = append(c.byB[b], p)
+		h := c.byB[b]
+		h.add(p)
+		c.byB[b] = h
 	}
 	c.held[p] = claim{binding: b, until: now.Add(ttl)}
 	return true
@@ -83,14 +133,15 @@ func (c *claims) free(p netip.Prefix, b lease.Binding) bool {
 	return !ok || cl.binding == b || !now.Before(cl.until)
 }
 
-// heldBy returns the unexpired claims of b (an Advertise's offer that a
-// Request should confirm).
-func (c *claims) heldBy(b lease.Binding) []netip.Prefix {
+// heldBy appends the unexpired claims of b (an Advertise's offer that a
+// Request should confirm) to out.
+func (c *claims) heldBy(b lease.Binding, out []netip.Prefix) []netip.Prefix {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var out []netip.Prefix
-	for _, p := range c.byB[b] {
+	h := c.byB[b]
+	for i := range h.n {
+		p := h.at(i)
 		if cl := c.held[p]; now.Before(cl.until) {
 			out = append(out, p)
 		}
@@ -99,17 +150,12 @@ func (c *claims) heldBy(b lease.Binding) []netip.Prefix {
 }
 
 func (c *claims) unindexLocked(p netip.Prefix, b lease.Binding) {
-	ps := c.byB[b]
-	for i, q := range ps {
-		if q == p {
-			ps = append(ps[:i], ps[i+1:]...)
-			break
-		}
-	}
-	if len(ps) == 0 {
+	h := c.byB[b]
+	h.remove(p)
+	if h.n == 0 {
 		delete(c.byB, b)
 	} else {
-		c.byB[b] = ps
+		c.byB[b] = h
 	}
 }
 

@@ -1,11 +1,14 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/hook6/hook6/core/lease"
@@ -28,6 +31,13 @@ type Packet struct {
 }
 
 // pctx is the state of one packet's way through the pipeline.
+//
+// A pctx is pooled (Handle takes one and gives it back when done). Its
+// scratch fields, the last group, keep their room for the next packet, so
+// nothing in them may be handed to anything that can outlive Handle: the
+// store, OnCommit, extensions, the sender. What does leave Handle (the
+// client's DUID, the lease changes and events, the encoded answer) is
+// allocated for the packet, and the pctx only lets go of it.
 type pctx struct {
 	s        *Server
 	st       *state
@@ -39,32 +49,67 @@ type pctx struct {
 	src      netip.AddrPort         // client's address (innermost peer-address when relayed)
 	link     *link
 	duid     []byte
+	duidKey  string // string(duid): bindings and the client lock are keyed by it
 	runner   hooks.Runner
 	env      *hooks.Env
 	req      *hooks.Request
 	dropped  bool
 	offering bool // allocating for an Advertise: claims are offers
 	claimed  []netip.Prefix
-	changes  []lease.Lease
-	events   []*hooks.LeaseEvent
+	changes  []lease.Lease       // handed to the store and OnCommit: never reused
+	events   []*hooks.LeaseEvent // handed to extensions: never reused
+
+	// Scratch, reused from packet to packet.
+	iaBuf []iaReq
+	resps []iaResp
+	cands []netip.Prefix // one algorithm's candidates
+	prefs []*prefix      // candidate prefixes of one allocation
+	held  []netip.Prefix // a binding's claims (offered)
+	enc   []byte         // the answer being encoded
+	arena replyArena     // the answer's objects
 }
+
+var pctxPool = sync.Pool{New: func() any { return new(pctx) }}
 
 // Handle processes one datagram and returns the bytes to send back to
 // pkt.Source (a client or the outermost relay), or nil when nothing is to
 // be sent. Leases in the answer are durable when Handle returns.
 func (s *Server) Handle(ctx context.Context, pkt *Packet) []byte {
 	s.stats.received.Add(1)
-	pc := &pctx{s: s, st: s.st.Load(), ctx: ctx, now: s.opts.Now(), pkt: pkt, src: pkt.Source, runner: s.Runner()}
+	pc := pctxPool.Get().(*pctx)
+	pc.s, pc.st, pc.ctx, pc.now, pc.pkt, pc.src, pc.runner = s, s.st.Load(), ctx, s.opts.Now(), pkt, pkt.Source, s.Runner()
 	out, reason := pc.handle()
 	if reason != "" {
 		s.stats.Drop(reason)
 		if len(pc.claimed) > 0 && len(pc.changes) == 0 {
 			s.claims.release(pc.claimed...)
 		}
-		return nil
+		out = nil
+	} else {
+		s.stats.sent.Add(1)
 	}
-	s.stats.sent.Add(1)
+	pc.recycle()
 	return out
+}
+
+// recycle clears pc, keeping its scratch space, and pools it.
+func (pc *pctx) recycle() {
+	clear(pc.relays)
+	ias := pc.iaBuf[:cap(pc.iaBuf)]
+	for i := range ias {
+		ias[i].binding.DUID = "" // the client's: let it go
+	}
+	*pc = pctx{
+		relays:  pc.relays[:0],
+		claimed: pc.claimed[:0],
+		iaBuf:   pc.iaBuf[:0],
+		resps:   pc.resps[:0],
+		cands:   pc.cands[:0],
+		prefs:   pc.prefs[:0],
+		held:    pc.held[:0],
+		enc:     pc.enc[:0],
+	}
+	pctxPool.Put(pc)
 }
 
 func (pc *pctx) handle() ([]byte, string) {
@@ -93,7 +138,8 @@ func (pc *pctx) handle() ([]byte, string) {
 	}
 	// One client's messages are handled one at a time, so that a
 	// retransmission racing its original cannot create two bindings.
-	defer pc.s.clients.lock(pc.duid)()
+	l := pc.s.clients.lock(pc.duidKey)
+	defer pc.s.clients.unlock(pc.duidKey, l)
 	reply := pc.dispatch()
 	if pc.dropped {
 		return nil, DropExtension
@@ -106,7 +152,18 @@ func (pc *pctx) handle() ([]byte, string) {
 
 // decode parses the datagram and unwraps Relay-forw layers.
 func (pc *pctx) decode() string {
-	d, err := dhcpv6.FromBytes(pc.pkt.Data)
+	// dhcpv6.FromBytes, without the buffer it allocates to read the type.
+	data := pc.pkt.Data
+	if len(data) == 0 {
+		return DropMalformed
+	}
+	var d dhcpv6.DHCPv6
+	var err error
+	if t := dhcpv6.MessageType(data[0]); t == dhcpv6.MessageTypeRelayForward || t == dhcpv6.MessageTypeRelayReply {
+		d, err = dhcpv6.RelayMessageFromBytes(data)
+	} else {
+		d, err = dhcpv6.MessageFromBytes(data)
+	}
 	if err != nil {
 		return DropMalformed
 	}
@@ -140,9 +197,18 @@ func (pc *pctx) decode() string {
 // validate applies RFC 8415 §16's discard rules.
 func (pc *pctx) validate() string {
 	m := pc.msg
-	clientID := rawOption(m.Options.Options, dhcpv6.OptionClientID)
-	serverID := rawOption(m.Options.Options, dhcpv6.OptionServerID)
-	pc.duid = clientID
+	// The IDs as received (the decoded options re-encode to the same
+	// bytes); only the Client ID is kept, so only it is copied.
+	clientID, serverID := rawIDs(pc.pkt.Data)
+	if pc.s.verifyEncoding {
+		if c, s := rawOption(m.Options.Options, dhcpv6.OptionClientID), rawOption(m.Options.Options, dhcpv6.OptionServerID); !bytes.Equal(c, clientID) || (c == nil) != (clientID == nil) || !bytes.Equal(s, serverID) || (s == nil) != (serverID == nil) {
+			panic(fmt.Sprintf("raw IDs %x %x, decoded %x %x", clientID, serverID, c, s))
+		}
+	}
+	if clientID != nil {
+		pc.duidKey = string(clientID)
+		pc.duid = []byte(pc.duidKey)
+	}
 	unicast := pc.pkt.Unicast && len(pc.relays) == 0
 	switch m.MessageType {
 	case dhcpv6.MessageTypeSolicit, dhcpv6.MessageTypeConfirm, dhcpv6.MessageTypeRebind:
@@ -247,7 +313,12 @@ func (pc *pctx) finish(reply *dhcpv6.Message) ([]byte, string) {
 		}
 		pc.leaseEvents()
 	}
-	out := pc.wrap(reply).ToBytes()
+	out := pc.encode(reply)
+	if pc.s.verifyEncoding {
+		if want := pc.wrap(reply).ToBytes(); !bytes.Equal(out, want) {
+			panic(fmt.Sprintf("answer encoded as\n%x, Message.ToBytes gives\n%x", out, want))
+		}
+	}
 	if pc.has(hooks.PostPacketEncode) {
 		c := pc.hookContext(hooks.PostPacketEncode)
 		c.Packet = out
@@ -271,7 +342,8 @@ func (pc *pctx) leaseEvents() {
 }
 
 // wrap builds the Relay-repl chain mirroring the Relay-forw chain, echoing
-// each layer's hop count, addresses and Interface-Id.
+// each layer's hop count, addresses and Interface-Id (encode writes the
+// same without building it; tests compare the two).
 func (pc *pctx) wrap(reply *dhcpv6.Message) dhcpv6.DHCPv6 {
 	var out dhcpv6.DHCPv6 = reply
 	for i := len(pc.relays) - 1; i >= 0; i-- {
@@ -343,6 +415,44 @@ func (pc *pctx) log() *slog.Logger {
 	return pc.s.opts.Logger.With("client", pc.src.Addr(), "xid", pc.msg.TransactionID.String())
 }
 
+// rawIDs returns the data of the Client ID and Server ID options (the
+// first of each, nil if absent) of the client message in data, inside
+// its Relay-forw layers, as decode found them: data must have decoded.
+// The slices alias data.
+func rawIDs(data []byte) (clientID, serverID []byte) {
+	for len(data) > 0 {
+		switch dhcpv6.MessageType(data[0]) {
+		case dhcpv6.MessageTypeRelayForward, dhcpv6.MessageTypeRelayReply:
+			if len(data) < dhcpv6.RelayHeaderSize {
+				return nil, nil
+			}
+			data = findOption(data[dhcpv6.RelayHeaderSize:], dhcpv6.OptionRelayMsg)
+		default:
+			if len(data) < 4 {
+				return nil, nil
+			}
+			return findOption(data[4:], dhcpv6.OptionClientID), findOption(data[4:], dhcpv6.OptionServerID)
+		}
+	}
+	return nil, nil
+}
+
+// findOption returns the data of the first option with code in the
+// encoded options b, nil if absent.
+func findOption(b []byte, code dhcpv6.OptionCode) []byte {
+	for len(b) >= 4 {
+		c, n := dhcpv6.OptionCode(binary.BigEndian.Uint16(b)), int(binary.BigEndian.Uint16(b[2:]))
+		if len(b) < 4+n {
+			return nil
+		}
+		if c == code {
+			return b[4 : 4+n : 4+n]
+		}
+		b = b[4+n:]
+	}
+	return nil
+}
+
 // rawOption returns the data of the first option with code, nil if absent.
 func rawOption(opts []dhcpv6.Option, code dhcpv6.OptionCode) []byte {
 	for _, o := range opts {
@@ -367,7 +477,9 @@ func clientLinkLayer(r *dhcpv6.RelayMessage) []byte {
 func responseView(m *dhcpv6.Message) *hooks.Response {
 	r := &hooks.Response{MessageType: view.MessageTypeName(m.MessageType)}
 	for _, o := range m.Options.Options {
-		r.Options = append(r.Options, hooks.Option{Code: uint16(o.Code()), Data: o.ToBytes()})
+		// A copy: some options' data is shared (the Server ID, the
+		// policies' options) or the packet's.
+		r.Options = append(r.Options, hooks.Option{Code: uint16(o.Code()), Data: slices.Clone(o.ToBytes())})
 	}
 	return r
 }
@@ -387,5 +499,3 @@ func applyResponse(m *dhcpv6.Message, r *hooks.Response) {
 }
 
 func iaidOf(b [4]byte) uint32 { return binary.BigEndian.Uint32(b[:]) }
-
-func ipOf(p netip.Prefix) net.IP { return net.IP(p.Addr().AsSlice()) }

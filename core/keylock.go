@@ -15,26 +15,38 @@ type keyLock struct {
 	refs int
 }
 
-// lock locks key and returns its unlock function.
-func (k *keyLocks) lock(key []byte) func() {
+// keyLockPool recycles the locks of keys no one holds or waits for.
+var keyLockPool = sync.Pool{New: func() any { return new(keyLock) }}
+
+// lock locks key and returns its lock, to give back to unlock.
+func (k *keyLocks) lock(key string) *keyLock {
 	k.mu.Lock()
 	if k.locks == nil {
 		k.locks = make(map[string]*keyLock)
 	}
-	l := k.locks[string(key)]
+	l := k.locks[key]
 	if l == nil {
-		l = &keyLock{}
-		k.locks[string(key)] = l
+		l = keyLockPool.Get().(*keyLock)
+		k.locks[key] = l
 	}
 	l.refs++
 	k.mu.Unlock()
 	l.Lock()
-	return func() {
-		l.Unlock()
-		k.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(k.locks, string(key))
-		}
-		k.mu.Unlock()
+	return l
+}
+
+// unlock unlocks key's lock l. A lock no one else holds or waits for
+// (refs drops to 0 under k.mu, and only k.locks hands it out) is pooled.
+func (k *keyLocks) unlock(key string, l *keyLock) {
+	l.Unlock()
+	k.mu.Lock()
+	l.refs--
+	last := l.refs == 0
+	if last {
+		delete(k.locks, key)
+	}
+	k.mu.Unlock()
+	if last {
+		keyLockPool.Put(l)
 	}
 }

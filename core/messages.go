@@ -2,8 +2,8 @@ package core
 
 import (
 	"encoding/binary"
-	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/hook6/hook6/core/config"
@@ -11,7 +11,6 @@ import (
 	"github.com/hook6/hook6/hooks"
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/insomniacslk/dhcp/iana"
-	"github.com/insomniacslk/dhcp/rfc1035label"
 )
 
 // iaReq is one IA_NA or IA_PD of the client's message.
@@ -27,7 +26,8 @@ func (ia *iaReq) view() hooks.IA {
 	if ia.kind == lease.PD {
 		t = hooks.IAPD
 	}
-	return hooks.IA{Type: t, IAID: ia.iaid, Hints: ia.hints}
+	// A copy: ia.hints is the pooled packet context's.
+	return hooks.IA{Type: t, IAID: ia.iaid, Hints: slices.Clone(ia.hints)}
 }
 
 // grant is one address or prefix in an answer.
@@ -50,24 +50,31 @@ func (r *iaResp) fail(code iana.StatusCode, msg string) {
 	r.status, r.msg, r.hasSt = code, msg, true
 }
 
-// ias parses the IA_NA and IA_PD options of the message, in order.
-func (pc *pctx) ias() []*iaReq {
-	var out []*iaReq
+// ias parses the IA_NA and IA_PD options of the message, in order, into
+// the packet context's scratch (valid until the next call).
+func (pc *pctx) ias() []iaReq {
+	out := pc.iaBuf[:0]
 	for _, o := range pc.msg.Options.Options {
 		switch ia := o.(type) {
 		case *dhcpv6.OptIANA:
-			r := &iaReq{kind: lease.NA, iaid: iaidOf(ia.IaId)}
-			for _, a := range ia.Options.Addresses() {
-				if ad, ok := netip.AddrFromSlice(a.IPv6Addr); ok {
-					r.hints = append(r.hints, netip.PrefixFrom(ad.Unmap(), 128))
+			var r *iaReq
+			out, r = nextIA(out)
+			r.kind, r.iaid = lease.NA, iaidOf(ia.IaId)
+			for _, a := range ia.Options.Options {
+				if a, ok := a.(*dhcpv6.OptIAAddress); ok {
+					if ad, ok := netip.AddrFromSlice(a.IPv6Addr); ok {
+						r.hints = append(r.hints, netip.PrefixFrom(ad.Unmap(), 128))
+					}
 				}
 			}
-			r.binding = lease.Binding{DUID: string(pc.duid), IAID: r.iaid, Kind: lease.NA}
-			out = append(out, r)
+			r.binding = lease.Binding{DUID: pc.duidKey, IAID: r.iaid, Kind: lease.NA}
 		case *dhcpv6.OptIAPD:
-			r := &iaReq{kind: lease.PD, iaid: iaidOf(ia.IaId)}
-			for _, p := range ia.Options.Prefixes() {
-				if p.Prefix == nil {
+			var r *iaReq
+			out, r = nextIA(out)
+			r.kind, r.iaid = lease.PD, iaidOf(ia.IaId)
+			for _, p := range ia.Options.Options {
+				p, ok := p.(*dhcpv6.OptIAPrefix)
+				if !ok || p.Prefix == nil {
 					continue
 				}
 				ad, ok := netip.AddrFromSlice(p.Prefix.IP)
@@ -76,11 +83,36 @@ func (pc *pctx) ias() []*iaReq {
 					r.hints = append(r.hints, netip.PrefixFrom(ad.Unmap(), ones))
 				}
 			}
-			r.binding = lease.Binding{DUID: string(pc.duid), IAID: r.iaid, Kind: lease.PD}
-			out = append(out, r)
+			r.binding = lease.Binding{DUID: pc.duidKey, IAID: r.iaid, Kind: lease.PD}
 		}
 	}
+	pc.iaBuf = out
 	return out
+}
+
+// nextIA extends out by one cleared iaReq, keeping the room its hints had.
+func nextIA(out []iaReq) ([]iaReq, *iaReq) {
+	if len(out) < cap(out) {
+		out = out[:len(out)+1]
+	} else {
+		out = append(out, iaReq{})
+	}
+	r := &out[len(out)-1]
+	*r = iaReq{hints: r.hints[:0]}
+	return out, r
+}
+
+// newResp adds a response for an IA to pc.resps and returns it; the pointer
+// is valid until the next call.
+func (pc *pctx) newResp(kind lease.Kind, iaid uint32) *iaResp {
+	if len(pc.resps) < cap(pc.resps) {
+		pc.resps = pc.resps[:len(pc.resps)+1]
+	} else {
+		pc.resps = append(pc.resps, iaResp{})
+	}
+	r := &pc.resps[len(pc.resps)-1]
+	*r = iaResp{kind: kind, iaid: iaid, grants: r.grants[:0]}
+	return r
 }
 
 // current returns the binding's leases that are leased, unexpired and on
@@ -105,12 +137,15 @@ func (pc *pctx) solicit() *dhcpv6.Message {
 	rapid := pc.msg.GetOneOption(dhcpv6.OptionRapidCommit) != nil && pc.linkPolicy().AllowRapidCommit
 	if rapid {
 		reply := pc.bind(dhcpv6.MessageTypeReply)
-		reply.Options.Add(&dhcpv6.OptionGeneric{OptionCode: dhcpv6.OptionRapidCommit})
+		if reply != nil {
+			reply.Options.Add(rapidCommitOption)
+		}
 		return reply
 	}
-	var resps []*iaResp
-	for _, ia := range pc.ias() {
-		r := &iaResp{kind: ia.kind, iaid: ia.iaid}
+	ias := pc.ias()
+	for i := range ias {
+		ia := &ias[i]
+		r := pc.newResp(ia.kind, ia.iaid)
 		on, _ := pc.current(ia)
 		if len(on) > 0 {
 			for _, l := range on {
@@ -122,17 +157,20 @@ func (pc *pctx) solicit() *dhcpv6.Message {
 		} else {
 			pc.noneAvailable(r)
 		}
-		resps = append(resps, r)
 	}
 	if pc.dropped {
 		return nil
 	}
-	m := pc.answer(dhcpv6.MessageTypeAdvertise, resps)
-	if pref := pc.linkPolicy().Options.Preference; pref != nil {
-		m.Options.Add(dhcpv6.OptPreference(uint8(*pref)))
+	m := pc.answer(dhcpv6.MessageTypeAdvertise, pc.resps)
+	if pref := pc.policyOptions(pc.linkPolicy()).preference; pref != nil {
+		m.Options.Add(pref)
 	}
 	return m
 }
+
+// rapidCommitOption is the (empty) Rapid Commit option, shared by every
+// answer: options are only read once added.
+var rapidCommitOption = &dhcpv6.OptionGeneric{OptionCode: dhcpv6.OptionRapidCommit}
 
 // offer allocates a lease for an Advertise.
 func (pc *pctx) offer(ia *iaReq) allocResult {
@@ -149,10 +187,10 @@ func (pc *pctx) request() *dhcpv6.Message {
 // bind commits a binding for every IA of a Request (or a Rapid Commit
 // Solicit): the binding's current leases, else the offered ones, else new.
 func (pc *pctx) bind(t dhcpv6.MessageType) *dhcpv6.Message {
-	var resps []*iaResp
-	for _, ia := range pc.ias() {
-		r := &iaResp{kind: ia.kind, iaid: ia.iaid}
-		resps = append(resps, r)
+	ias := pc.ias()
+	for i := range ias {
+		ia := &ias[i]
+		r := pc.newResp(ia.kind, ia.iaid)
 		if ia.kind == lease.NA && pc.hintsOffLink(ia) {
 			r.fail(iana.StatusNotOnLink, "address not on this link")
 			continue
@@ -176,12 +214,13 @@ func (pc *pctx) bind(t dhcpv6.MessageType) *dhcpv6.Message {
 	if pc.dropped {
 		return nil
 	}
-	return pc.answer(t, resps)
+	return pc.answer(t, pc.resps)
 }
 
 // offered returns the lease promised to ia by an earlier Advertise.
 func (pc *pctx) offered(ia *iaReq) (*prefix, netip.Prefix) {
-	for _, c := range pc.s.claims.heldBy(ia.binding) {
+	pc.held = pc.s.claims.heldBy(ia.binding, pc.held[:0])
+	for _, c := range pc.held {
 		if p := pc.link.prefixOf(ia.kind, c); p != nil && p.pool.Contains(c.Addr()) && c.Bits() == p.length {
 			if pc.s.claims.take(c, ia.binding, offerTTL, false) {
 				pc.claimed = append(pc.claimed, c)
@@ -206,12 +245,28 @@ func (pc *pctx) hintsOffLink(ia *iaReq) bool {
 // grantNew records a new lease for ia.
 func (pc *pctx) grantNew(r *iaResp, ia *iaReq, p *prefix, cand netip.Prefix) {
 	pref, valid := lifetimes(p.policy)
-	l := lease.Lease{Prefix: cand, Kind: ia.kind, DUID: pc.duid, IAID: ia.iaid, Link: pc.link.name,
-		PrefixName: p.name, State: lease.Leased, Preferred: pref, Valid: valid, Start: pc.now, Updated: pc.now}
-	pc.setLifetimes(&l)
-	pc.changes = append(pc.changes, l)
-	pc.events = append(pc.events, leaseEvent(&l, "offered", "leased"))
+	l := pc.change(lease.Lease{Prefix: cand, Kind: ia.kind, DUID: pc.duid, IAID: ia.iaid, Link: pc.link.name,
+		PrefixName: p.name, State: lease.Leased, Preferred: pref, Valid: valid, Start: pc.now, Updated: pc.now})
+	pc.setLifetimes(l)
+	pc.event(l, "offered", "leased")
 	r.grants = append(r.grants, grant{prefix: cand, preferred: l.Preferred, valid: l.Valid})
+}
+
+// change adds l to the packet's lease changes and returns it there (valid
+// until the next change).
+func (pc *pctx) change(l lease.Lease) *lease.Lease {
+	if pc.changes == nil {
+		pc.changes = make([]lease.Lease, 0, max(len(pc.iaBuf), 1))
+	}
+	pc.changes = append(pc.changes, l)
+	return &pc.changes[len(pc.changes)-1]
+}
+
+// event records a lease-state-change for extensions, when any run there.
+func (pc *pctx) event(l *lease.Lease, from, to string) {
+	if pc.has(hooks.LeaseStateChange) {
+		pc.events = append(pc.events, leaseEvent(l, from, to))
+	}
 }
 
 // extend renews the binding's leases with the policy's lifetimes, trimming
@@ -226,10 +281,10 @@ func (pc *pctx) extend(r *iaResp, ls []lease.Lease) {
 		}
 		l.Preferred, l.Valid = lifetimes(pol)
 		l.Start, l.Updated, l.Link, l.PrefixName = pc.now, pc.now, pc.link.name, p.name
-		pc.setLifetimes(&l)
-		pc.changes = append(pc.changes, l)
-		pc.events = append(pc.events, leaseEvent(&l, "leased", "leased"))
-		r.grants = append(r.grants, grant{prefix: l.Prefix, preferred: l.Preferred, valid: l.Valid})
+		c := pc.change(l)
+		pc.setLifetimes(c)
+		pc.event(c, "leased", "leased")
+		r.grants = append(r.grants, grant{prefix: c.Prefix, preferred: c.Preferred, valid: c.Valid})
 	}
 }
 
@@ -256,8 +311,7 @@ func (pc *pctx) stillAcceptable(r *iaResp, ia *iaReq, ls []lease.Lease) []lease.
 func (pc *pctx) revoke(r *iaResp, l lease.Lease) {
 	r.grants = append(r.grants, grant{prefix: l.Prefix})
 	l.State, l.Updated, l.Expires = lease.Released, pc.now, pc.now
-	pc.changes = append(pc.changes, l)
-	pc.events = append(pc.events, leaseEvent(&l, "leased", "released"))
+	pc.event(pc.change(l), "leased", "released")
 }
 
 // setLifetimes applies the failover cap and computes Expires.
@@ -273,18 +327,14 @@ func (pc *pctx) setLifetimes(l *lease.Lease) {
 
 // renew extends the client's bindings (Renew, or Rebind when rebind).
 func (pc *pctx) renew(rebind bool) *dhcpv6.Message {
-	var resps []*iaResp
 	said := false
-	for _, ia := range pc.ias() {
-		r := &iaResp{kind: ia.kind, iaid: ia.iaid}
-		resps = append(resps, r)
+	ias := pc.ias()
+	for i := range ias {
+		ia := &ias[i]
+		r := pc.newResp(ia.kind, ia.iaid)
 		on, off := pc.current(ia)
-		ours := map[netip.Prefix]bool{}
-		for _, l := range append(on, off...) {
-			ours[l.Prefix] = true
-		}
 		for _, h := range ia.hints {
-			if h.Addr().IsUnspecified() || ours[h] {
+			if h.Addr().IsUnspecified() || holds(on, h) || holds(off, h) {
 				continue
 			}
 			if pc.link.prefixOf(ia.kind, h) == nil {
@@ -316,14 +366,25 @@ func (pc *pctx) renew(rebind bool) *dhcpv6.Message {
 	if pc.dropped || (rebind && !said) {
 		return nil
 	}
-	return pc.answer(dhcpv6.MessageTypeReply, resps)
+	return pc.answer(dhcpv6.MessageTypeReply, pc.resps)
+}
+
+// holds reports whether one of ls is the lease p.
+func holds(ls []lease.Lease, p netip.Prefix) bool {
+	for i := range ls {
+		if ls[i].Prefix == p {
+			return true
+		}
+	}
+	return false
 }
 
 // release frees (or, for Decline, quarantines) the client's leases named in
 // its IAs.
 func (pc *pctx) release(decline bool) *dhcpv6.Message {
-	var resps []*iaResp
-	for _, ia := range pc.ias() {
+	ias := pc.ias()
+	for i := range ias {
+		ia := &ias[i]
 		found := false
 		for _, h := range ia.hints {
 			l, ok := pc.s.opts.Store.Get(h)
@@ -338,22 +399,19 @@ func (pc *pctx) release(decline bool) *dhcpv6.Message {
 			} else {
 				l.State, l.Expires = lease.Released, pc.now
 			}
-			pc.changes = append(pc.changes, l)
-			pc.events = append(pc.events, leaseEvent(&l, from, l.State.String()))
+			pc.event(pc.change(l), from, l.State.String())
 		}
 		if !found {
-			r := &iaResp{kind: ia.kind, iaid: ia.iaid}
-			r.fail(iana.StatusNoBinding, "no binding for this IA")
-			resps = append(resps, r)
+			pc.newResp(ia.kind, ia.iaid).fail(iana.StatusNoBinding, "no binding for this IA")
 		}
 	}
 	m := pc.reply(dhcpv6.MessageTypeReply)
-	pc.addIAs(m, resps, 0, 0)
+	pc.addIAs(m, pc.resps, 0, 0)
 	msg := "released"
 	if decline {
 		msg = "declined"
 	}
-	m.Options.Add(&dhcpv6.OptStatusCode{StatusCode: iana.StatusSuccess, StatusMessage: msg})
+	m.Options.Add(pc.arena.status(iana.StatusSuccess, msg))
 	return m
 }
 
@@ -361,7 +419,9 @@ func (pc *pctx) release(decline bool) *dhcpv6.Message {
 // when nothing can be judged.
 func (pc *pctx) confirm() *dhcpv6.Message {
 	any, all := false, true
-	for _, ia := range pc.ias() {
+	ias := pc.ias()
+	for i := range ias {
+		ia := &ias[i]
 		if ia.kind != lease.NA {
 			continue
 		}
@@ -377,9 +437,9 @@ func (pc *pctx) confirm() *dhcpv6.Message {
 	}
 	m := pc.reply(dhcpv6.MessageTypeReply)
 	if all {
-		m.Options.Add(&dhcpv6.OptStatusCode{StatusCode: iana.StatusSuccess, StatusMessage: "all addresses on link"})
+		m.Options.Add(pc.arena.status(iana.StatusSuccess, "all addresses on link"))
 	} else {
-		m.Options.Add(&dhcpv6.OptStatusCode{StatusCode: iana.StatusNotOnLink, StatusMessage: "not on link"})
+		m.Options.Add(pc.arena.status(iana.StatusNotOnLink, "not on link"))
 	}
 	return m
 }
@@ -387,9 +447,8 @@ func (pc *pctx) confirm() *dhcpv6.Message {
 // infoRequest answers with the configured options only.
 func (pc *pctx) infoRequest() *dhcpv6.Message {
 	m := pc.reply(dhcpv6.MessageTypeReply)
-	pol := pc.linkPolicy()
-	if irt := pol.Options.InformationRefreshTime; irt != nil {
-		m.Options.Add(dhcpv6.OptInformationRefreshTime(time.Duration(*irt)))
+	if irt := pc.policyOptions(pc.linkPolicy()).infoRefresh; irt != nil {
+		m.Options.Add(irt)
 	}
 	return m
 }
@@ -406,9 +465,14 @@ func (pc *pctx) noneAvailable(r *iaResp) {
 // offerLifetimes are the lifetimes of an Advertise for p.
 func (pc *pctx) offerLifetimes(p netip.Prefix, pol *config.Policy) grant {
 	pref, valid := lifetimes(pol)
-	l := lease.Lease{Prefix: p, Preferred: pref, Valid: valid, Start: pc.now}
-	pc.setLifetimes(&l)
-	return grant{prefix: p, preferred: l.Preferred, valid: l.Valid}
+	if pc.s.opts.CapLifetime != nil {
+		// The lease is only built for the cap (it leaves to it, so it
+		// is allocated): without one the lifetimes are the policy's.
+		l := &lease.Lease{Prefix: p, Preferred: pref, Valid: valid, Start: pc.now}
+		pc.setLifetimes(l)
+		pref, valid = l.Preferred, l.Valid
+	}
+	return grant{prefix: p, preferred: pref, valid: valid}
 }
 
 // policyOf returns the policy of the prefix holding p on the link.
@@ -421,45 +485,38 @@ func (pc *pctx) policyOf(k lease.Kind, p netip.Prefix) *config.Policy {
 
 // linkPolicy is the policy for message-level options: the link's, else its
 // first prefix's, else "default".
+// (compiled: link.msgPolicy, state.defaultPolicy).
 func (pc *pctx) linkPolicy() *config.Policy {
 	if l := pc.link; l != nil {
-		if l.policy != nil {
-			return l.policy
-		}
-		for _, p := range append(l.na, l.pd...) {
-			return p.policy
-		}
+		return l.msgPolicy
 	}
-	if p := pc.st.cfg.Policy("default"); p != nil {
-		return p
+	return pc.st.defaultPolicy
+}
+
+// policyOptions returns pol's options as encoded once when the config was
+// compiled.
+func (pc *pctx) policyOptions(pol *config.Policy) *policyOptions {
+	if po := pc.st.policyOpts[pol]; po != nil {
+		return po
 	}
-	return &config.Policy{}
+	return compilePolicyOptions(pol)
 }
 
 // reply starts an answer with the transaction-id, Server ID, the client's
 // Client ID and the policy's options.
 func (pc *pctx) reply(t dhcpv6.MessageType) *dhcpv6.Message {
-	m := &dhcpv6.Message{MessageType: t, TransactionID: pc.msg.TransactionID}
-	m.Options.Add(&dhcpv6.OptionGeneric{OptionCode: dhcpv6.OptionServerID, OptionData: pc.s.opts.ServerDUID})
+	m := pc.arena.message(t, pc.msg.TransactionID)
+	m.Options.Add(pc.s.serverIDOption)
 	if pc.duid != nil {
-		m.Options.Add(&dhcpv6.OptionGeneric{OptionCode: dhcpv6.OptionClientID, OptionData: pc.duid})
+		m.Options.Add(pc.arena.generic(dhcpv6.OptionClientID, pc.duid))
 	}
-	o := pc.linkPolicy().Options
-	if len(o.DNSServers) > 0 {
-		m.Options.Add(dhcpv6.OptDNS(ips(o.DNSServers)...))
-	}
-	if len(o.DomainSearch) > 0 {
-		m.Options.Add(dhcpv6.OptDomainSearchList(&rfc1035label.Labels{Labels: o.DomainSearch}))
-	}
-	if len(o.SNTPServers) > 0 {
-		m.Options.Add(dhcpv6.OptSNTP(ips(o.SNTPServers)...))
-	}
+	m.Options.Options = append(m.Options.Options, pc.policyOptions(pc.linkPolicy()).reply...)
 	return m
 }
 
 // answer builds an Advertise or Reply holding resps with T1/T2 computed
 // once for every IA.
-func (pc *pctx) answer(t dhcpv6.MessageType, resps []*iaResp) *dhcpv6.Message {
+func (pc *pctx) answer(t dhcpv6.MessageType, resps []iaResp) *dhcpv6.Message {
 	m := pc.reply(t)
 	t1, t2 := pc.timers(resps)
 	pc.addIAs(m, resps, t1, t2)
@@ -468,9 +525,10 @@ func (pc *pctx) answer(t dhcpv6.MessageType, resps []*iaResp) *dhcpv6.Message {
 
 // timers computes T1 and T2: the policy's, else 0.5 and 0.8 of the shortest
 // preferred lifetime granted; infinity stays infinity; never T1 > T2.
-func (pc *pctx) timers(resps []*iaResp) (time.Duration, time.Duration) {
+func (pc *pctx) timers(resps []iaResp) (time.Duration, time.Duration) {
 	shortest := time.Duration(-1)
-	for _, r := range resps {
+	for i := range resps {
+		r := &resps[i]
 		for _, g := range r.grants {
 			if g.valid > 0 && (shortest < 0 || g.preferred < shortest) {
 				shortest = g.preferred
@@ -498,37 +556,43 @@ func (pc *pctx) timers(resps []*iaResp) (time.Duration, time.Duration) {
 	return t1, t2
 }
 
-func (pc *pctx) addIAs(m *dhcpv6.Message, resps []*iaResp, t1, t2 time.Duration) {
-	for _, r := range resps {
+func (pc *pctx) addIAs(m *dhcpv6.Message, resps []iaResp, t1, t2 time.Duration) {
+	a := &pc.arena
+	for i := range resps {
+		r := &resps[i]
 		var id [4]byte
 		binary.BigEndian.PutUint32(id[:], r.iaid)
+		n := len(r.grants)
+		if r.hasSt {
+			n++
+		}
 		if r.kind == lease.PD {
-			o := &dhcpv6.OptIAPD{IaId: id, T1: t1, T2: t2}
+			o := a.iapdOpt()
+			o.IaId, o.T1, o.T2 = id, t1, t2
+			o.Options.Options = a.options(n)
 			for _, g := range r.grants {
-				o.Options.Add(&dhcpv6.OptIAPrefix{PreferredLifetime: g.preferred, ValidLifetime: g.valid,
-					Prefix: &net.IPNet{IP: ipOf(g.prefix), Mask: net.CIDRMask(g.prefix.Bits(), 128)}})
+				p, ipn := a.iaPrefix(), a.ipNet()
+				ipn.IP, ipn.Mask = a.ip(g.prefix.Addr()), a.mask(g.prefix.Bits())
+				p.PreferredLifetime, p.ValidLifetime, p.Prefix = g.preferred, g.valid, ipn
+				o.Options.Add(p)
 			}
 			if r.hasSt {
-				o.Options.Add(&dhcpv6.OptStatusCode{StatusCode: r.status, StatusMessage: r.msg})
+				o.Options.Add(a.status(r.status, r.msg))
 			}
 			m.Options.Add(o)
 			continue
 		}
-		o := &dhcpv6.OptIANA{IaId: id, T1: t1, T2: t2}
+		o := a.ianaOpt()
+		o.IaId, o.T1, o.T2 = id, t1, t2
+		o.Options.Options = a.options(n)
 		for _, g := range r.grants {
-			o.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: ipOf(g.prefix), PreferredLifetime: g.preferred, ValidLifetime: g.valid})
+			ad := a.iaAddress()
+			ad.IPv6Addr, ad.PreferredLifetime, ad.ValidLifetime = a.ip(g.prefix.Addr()), g.preferred, g.valid
+			o.Options.Add(ad)
 		}
 		if r.hasSt {
-			o.Options.Add(&dhcpv6.OptStatusCode{StatusCode: r.status, StatusMessage: r.msg})
+			o.Options.Add(a.status(r.status, r.msg))
 		}
 		m.Options.Add(o)
 	}
-}
-
-func ips(as []netip.Addr) []net.IP {
-	out := make([]net.IP, len(as))
-	for i, a := range as {
-		out[i] = net.IP(a.AsSlice())
-	}
-	return out
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/hook6/hook6/core/config"
 	"github.com/hook6/hook6/core/lease"
 	"github.com/hook6/hook6/hooks"
+	"github.com/insomniacslk/dhcp/dhcpv6"
 )
 
 // offerTTL is how long an address offered in an Advertise stays promised
@@ -67,6 +68,12 @@ type Server struct {
 	stats    *Stats
 	clients  keyLocks
 	hostname string
+	// serverIDOption is the Server ID option of every answer.
+	serverIDOption dhcpv6.Option
+	// verifyEncoding (tests) checks every answer's encoding against
+	// Message.ToBytes, and the IDs read from the datagram against the
+	// decoded options; a mismatch panics.
+	verifyEncoding bool
 }
 
 type runnerBox struct{ r hooks.Runner }
@@ -85,7 +92,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, stats: newStats()}
+	s := &Server{opts: opts, stats: newStats(),
+		serverIDOption: &dhcpv6.OptionGeneric{OptionCode: dhcpv6.OptionServerID, OptionData: opts.ServerDUID}}
 	s.hostname, _ = os.Hostname()
 	s.claims = newClaims(opts.Store, opts.Now, maxClaims)
 	if err := s.Reload(cfg); err != nil {

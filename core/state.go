@@ -3,12 +3,15 @@ package core
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"net/netip"
 	"sync/atomic"
 	"time"
 
 	"github.com/hook6/hook6/core/config"
 	"github.com/hook6/hook6/core/lease"
+	"github.com/insomniacslk/dhcp/dhcpv6"
+	"github.com/insomniacslk/dhcp/rfc1035label"
 )
 
 // infinity is the DHCPv6 lifetime meaning "forever" (0xffffffff seconds).
@@ -24,6 +27,10 @@ type state struct {
 	prefixes    []*prefix
 	reserved    map[string][]*config.Reservation // by raw DUID
 	reservedFor map[netip.Prefix]string          // reserved lease → raw DUID
+	// defaultPolicy is the policy of answers without a link: "default",
+	// else an empty one.
+	defaultPolicy *config.Policy
+	policyOpts    map[*config.Policy]*policyOptions
 }
 
 // link is a network segment and the prefixes served on it.
@@ -32,6 +39,52 @@ type link struct {
 	policy *config.Policy
 	na     []*prefix // dhcp prefixes, in config order
 	pd     []*prefix // prefix-delegation prefixes, in config order
+	// msgPolicy is the policy for message-level options: the link's,
+	// else its first prefix's, else the state's default.
+	msgPolicy *config.Policy
+}
+
+// policyOptions are a policy's options for answers, encoded once: the
+// answer's options are only read once added (extensions are given copies
+// of their data), so every answer shares them.
+type policyOptions struct {
+	reply       []dhcpv6.Option // DNS servers, domain search, SNTP servers: every answer
+	preference  dhcpv6.Option   // Advertise; nil if none
+	infoRefresh dhcpv6.Option   // Reply to Information-request; nil if none
+}
+
+func compilePolicyOptions(pol *config.Policy) *policyOptions {
+	o := pol.Options
+	po := &policyOptions{}
+	if len(o.DNSServers) > 0 {
+		po.reply = append(po.reply, encoded(dhcpv6.OptDNS(ips(o.DNSServers)...)))
+	}
+	if len(o.DomainSearch) > 0 {
+		po.reply = append(po.reply, encoded(dhcpv6.OptDomainSearchList(&rfc1035label.Labels{Labels: o.DomainSearch})))
+	}
+	if len(o.SNTPServers) > 0 {
+		po.reply = append(po.reply, encoded(dhcpv6.OptSNTP(ips(o.SNTPServers)...)))
+	}
+	if o.Preference != nil {
+		po.preference = encoded(dhcpv6.OptPreference(uint8(*o.Preference)))
+	}
+	if irt := o.InformationRefreshTime; irt != nil {
+		po.infoRefresh = encoded(dhcpv6.OptInformationRefreshTime(time.Duration(*irt)))
+	}
+	return po
+}
+
+// encoded is o as an option of its code holding its encoding.
+func encoded(o dhcpv6.Option) dhcpv6.Option {
+	return &dhcpv6.OptionGeneric{OptionCode: o.Code(), OptionData: o.ToBytes()}
+}
+
+func ips(as []netip.Addr) []net.IP {
+	out := make([]net.IP, len(as))
+	for i, a := range as {
+		out[i] = net.IP(a.AsSlice())
+	}
+	return out
 }
 
 // prefix is one configured prefix compiled for allocation.
@@ -94,6 +147,31 @@ func compile(cfg *config.Config) (*state, error) {
 			l.na = append(l.na, p)
 		}
 		st.prefixes = append(st.prefixes, p)
+	}
+	st.defaultPolicy = cfg.Policy("default")
+	if st.defaultPolicy == nil {
+		st.defaultPolicy = &config.Policy{}
+	}
+	st.policyOpts = map[*config.Policy]*policyOptions{st.defaultPolicy: compilePolicyOptions(st.defaultPolicy)}
+	for _, pol := range cfg.Policies {
+		if pol != nil {
+			st.policyOpts[pol] = compilePolicyOptions(pol)
+		}
+	}
+	for _, l := range st.links {
+		switch {
+		case l.policy != nil:
+			l.msgPolicy = l.policy
+		case len(l.na) > 0:
+			l.msgPolicy = l.na[0].policy
+		case len(l.pd) > 0:
+			l.msgPolicy = l.pd[0].policy
+		default:
+			l.msgPolicy = st.defaultPolicy
+		}
+		if st.policyOpts[l.msgPolicy] == nil {
+			st.policyOpts[l.msgPolicy] = compilePolicyOptions(l.msgPolicy)
+		}
 	}
 	for _, r := range cfg.Reservations {
 		k := string(r.DUID)
@@ -158,17 +236,6 @@ func (l *link) onLink(addr netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// reservationsFor returns the reservations of a client on a link.
-func (st *state) reservationsFor(duid []byte, l *link) []*config.Reservation {
-	var out []*config.Reservation
-	for _, r := range st.reserved[string(duid)] {
-		if r.Link == "" || r.Link == l.name {
-			out = append(out, r)
-		}
-	}
-	return out
 }
 
 // reservedByOther reports whether p is reserved for a client other than duid.
