@@ -113,6 +113,7 @@ type Settings struct {
 	KeaThreads  int     `json:"kea_threads"`
 	KeaQueue    int     `json:"kea_packet_queue"`
 	MaxLossPct  float64 `json:"max_loss_pct"`
+	RmemDefault int     `json:"net_core_rmem_default"` // while the bench ran
 }
 
 // Result is a whole `make bench` run.
