@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"sync/atomic"
@@ -33,6 +34,25 @@ func BenchmarkSolicitAdvertise(b *testing.B) {
 	for b.Loop() {
 		i++
 		pkt := &Packet{Data: benchMsg(dhcpv6.MessageTypeSolicit, i, iaNA(1), iaPD(2)), Source: clientLL, Interface: "eth1"}
+		if ts.Handle(ctx, pkt) == nil {
+			b.Fatal("no advertise")
+		}
+	}
+}
+
+// BenchmarkRelayedSolicitAdvertise is one Solicit (IA_NA) through a relay
+// to its Advertise wrapped in a Relay-reply, each from a new client.
+func BenchmarkRelayedSolicitAdvertise(b *testing.B) {
+	ts := newTestServer(b, testConfig)
+	ctx := context.Background()
+	b.ReportAllocs()
+	var i uint32
+	for b.Loop() {
+		i++
+		r := &dhcpv6.RelayMessage{MessageType: dhcpv6.MessageTypeRelayForward, LinkAddr: net.IPv6zero, PeerAddr: net.ParseIP("fe80::1")}
+		r.Options.Add(dhcpv6.OptInterfaceID([]byte("far-port")))
+		r.Options.Add(&dhcpv6.OptionGeneric{OptionCode: dhcpv6.OptionRelayMsg, OptionData: benchMsg(dhcpv6.MessageTypeSolicit, i, iaNA(1))})
+		pkt := &Packet{Data: r.ToBytes(), Source: netip.MustParseAddrPort("[2001:db8:ffff::1]:547"), Interface: "eth1"}
 		if ts.Handle(ctx, pkt) == nil {
 			b.Fatal("no advertise")
 		}

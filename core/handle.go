@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -67,6 +68,16 @@ type pctx struct {
 	held  []netip.Prefix // a binding's claims (offered)
 	enc   []byte         // the answer being encoded
 	arena replyArena     // the answer's objects
+	// What was received (decodeMessage, decodeRelay): the client
+	// message and its options, the relay layers, their addresses and
+	// options.
+	rx          dhcpv6.Message
+	rxUsed      bool
+	rxOpts      []dhcpv6.Option
+	rxRelays    [maxRelayDepth + 1]dhcpv6.RelayMessage
+	nRelays     int
+	rxAddrs     [2 * (maxRelayDepth + 1)][16]byte
+	rxRelayOpts [maxRelayDepth + 1][]dhcpv6.Option
 }
 
 var pctxPool = sync.Pool{New: func() any { return new(pctx) }}
@@ -95,19 +106,26 @@ func (s *Server) Handle(ctx context.Context, pkt *Packet) []byte {
 // recycle clears pc, keeping its scratch space, and pools it.
 func (pc *pctx) recycle() {
 	clear(pc.relays)
+	clear(pc.rxOpts)
+	for i := range pc.rxRelayOpts {
+		clear(pc.rxRelayOpts[i])
+		pc.rxRelayOpts[i] = pc.rxRelayOpts[i][:0]
+	}
 	ias := pc.iaBuf[:cap(pc.iaBuf)]
 	for i := range ias {
 		ias[i].binding.DUID = "" // the client's: let it go
 	}
 	*pc = pctx{
-		relays:  pc.relays[:0],
-		claimed: pc.claimed[:0],
-		iaBuf:   pc.iaBuf[:0],
-		resps:   pc.resps[:0],
-		cands:   pc.cands[:0],
-		prefs:   pc.prefs[:0],
-		held:    pc.held[:0],
-		enc:     pc.enc[:0],
+		relays:      pc.relays[:0],
+		claimed:     pc.claimed[:0],
+		iaBuf:       pc.iaBuf[:0],
+		resps:       pc.resps[:0],
+		cands:       pc.cands[:0],
+		prefs:       pc.prefs[:0],
+		held:        pc.held[:0],
+		enc:         pc.enc[:0],
+		rxOpts:      pc.rxOpts[:0],
+		rxRelayOpts: pc.rxRelayOpts,
 	}
 	pctxPool.Put(pc)
 }
@@ -158,14 +176,18 @@ func (pc *pctx) decode() string {
 		return DropMalformed
 	}
 	var d dhcpv6.DHCPv6
-	var err error
 	if t := dhcpv6.MessageType(data[0]); t == dhcpv6.MessageTypeRelayForward || t == dhcpv6.MessageTypeRelayReply {
-		d, err = dhcpv6.RelayMessageFromBytes(data)
+		r, err := pc.decodeRelay(data)
+		if err != nil {
+			return DropMalformed
+		}
+		d = r
 	} else {
-		d, err = dhcpv6.MessageFromBytes(data)
-	}
-	if err != nil {
-		return DropMalformed
+		m, ok := pc.decodeMessage(data)
+		if !ok {
+			return DropMalformed
+		}
+		d = m
 	}
 	for depth := 0; ; depth++ {
 		switch m := d.(type) {
@@ -192,6 +214,79 @@ func (pc *pctx) decode() string {
 			return DropMalformed
 		}
 	}
+}
+
+// decodeMessage is dhcpv6.MessageFromBytes (data is not a relay message),
+// decoding into the packet context's message and option list the first
+// time (the options themselves are the library's, as ever). It reports
+// whether data decoded.
+func (pc *pctx) decodeMessage(data []byte) (*dhcpv6.Message, bool) {
+	if pc.rxUsed {
+		// Another Relay Message option of the same layer.
+		m, err := dhcpv6.MessageFromBytes(data)
+		return m, err == nil
+	}
+	if len(data) < 4 {
+		return nil, false
+	}
+	pc.rxUsed = true
+	m := &pc.rx
+	m.MessageType = dhcpv6.MessageType(data[0])
+	copy(m.TransactionID[:], data[1:4])
+	m.Options.Options = pc.rxOpts[:0]
+	err := m.Options.FromBytes(data[4:])
+	pc.rxOpts = m.Options.Options // its room, for the next packet
+	return m, err == nil
+}
+
+// errMalformed is a relay layer that does not decode.
+var errMalformed = errors.New("malformed")
+
+// decodeRelay is dhcpv6.RelayMessageFromBytes (data is a relay message),
+// decoding into the packet context's relay layers and their option lists,
+// and the layers and message inside them (parseRelayOption) likewise.
+func (pc *pctx) decodeRelay(data []byte) (*dhcpv6.RelayMessage, error) {
+	i := pc.nRelays
+	if i == len(pc.rxRelays) {
+		return dhcpv6.RelayMessageFromBytes(data)
+	}
+	if len(data) < dhcpv6.RelayHeaderSize {
+		return nil, errMalformed
+	}
+	pc.nRelays++
+	r := &pc.rxRelays[i]
+	r.MessageType, r.HopCount = dhcpv6.MessageType(data[0]), data[1]
+	la, pa := &pc.rxAddrs[2*i], &pc.rxAddrs[2*i+1]
+	copy(la[:], data[2:18])
+	copy(pa[:], data[18:34])
+	r.LinkAddr, r.PeerAddr = la[:], pa[:]
+	r.Options.Options = pc.rxRelayOpts[i][:0]
+	err := r.Options.FromBytesWithParser(data[dhcpv6.RelayHeaderSize:], pc.parseRelayOption)
+	pc.rxRelayOpts[i] = r.Options.Options
+	return r, err
+}
+
+// parseRelayOption is dhcpv6.ParseOption for a relay layer's options, the
+// Relay Message option decoded by decodeRelay or decodeMessage.
+func (pc *pctx) parseRelayOption(code dhcpv6.OptionCode, data []byte) (dhcpv6.Option, error) {
+	if code != dhcpv6.OptionRelayMsg {
+		return dhcpv6.ParseOption(code, data)
+	}
+	if len(data) == 0 {
+		return nil, errMalformed
+	}
+	if t := dhcpv6.MessageType(data[0]); t == dhcpv6.MessageTypeRelayForward || t == dhcpv6.MessageTypeRelayReply {
+		r, err := pc.decodeRelay(data)
+		if err != nil {
+			return nil, err
+		}
+		return dhcpv6.OptRelayMessage(r), nil
+	}
+	m, ok := pc.decodeMessage(data)
+	if !ok {
+		return nil, errMalformed
+	}
+	return dhcpv6.OptRelayMessage(m), nil
 }
 
 // validate applies RFC 8415 §16's discard rules.
