@@ -147,3 +147,28 @@ func TestHeldListKeepsOrder(t *testing.T) {
 		t.Fatalf("got %v", list())
 	}
 }
+
+// duidDecodes must accept exactly what DUIDFromBytes accepts, and what it
+// accepts must encode back to itself (a Server ID is kept as received).
+func TestDUIDDecodesAsLibrary(t *testing.T) {
+	for typ := range 8 {
+		for n := range 40 {
+			d := make([]byte, n)
+			for i := range d {
+				d[i] = byte(i*7 + n)
+			}
+			if n >= 2 {
+				d[0], d[1] = 0, byte(typ)
+			} else if n == 1 {
+				d[0] = 0
+			}
+			duid, err := dhcpv6.DUIDFromBytes(d)
+			if got := duidDecodes(d); got != (err == nil) {
+				t.Errorf("type %d, %d bytes: duidDecodes %v, DUIDFromBytes error %v", typ, n, got, err)
+			}
+			if err == nil && !bytes.Equal(duid.ToBytes(), d) {
+				t.Errorf("type %d, %d bytes: %x encodes as %x", typ, n, d, duid.ToBytes())
+			}
+		}
+	}
+}

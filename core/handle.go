@@ -234,9 +234,43 @@ func (pc *pctx) decodeMessage(data []byte) (*dhcpv6.Message, bool) {
 	m.MessageType = dhcpv6.MessageType(data[0])
 	copy(m.TransactionID[:], data[1:4])
 	m.Options.Options = pc.rxOpts[:0]
-	err := m.Options.FromBytes(data[4:])
+	err := m.Options.FromBytesWithParser(data[4:], parseMessageOption)
 	pc.rxOpts = m.Options.Options // its room, for the next packet
 	return m, err == nil
+}
+
+// parseMessageOption is dhcpv6.ParseOption for a client message's options,
+// but for the Server ID: core only compares its bytes (rawIDs) and nothing
+// asks for its DUID, so it is kept as received, an OptionGeneric (which
+// encodes as the decoded DUID would), once checked as DUIDFromBytes checks
+// it.
+func parseMessageOption(code dhcpv6.OptionCode, data []byte) (dhcpv6.Option, error) {
+	if code == dhcpv6.OptionServerID {
+		if !duidDecodes(data) {
+			return nil, errMalformed
+		}
+		return &dhcpv6.OptionGeneric{OptionCode: code, OptionData: bytes.Clone(data)}, nil
+	}
+	return dhcpv6.ParseOption(code, data)
+}
+
+// duidDecodes reports whether dhcpv6.DUIDFromBytes accepts d: a type,
+// then at least the fixed fields of the types it knows (DUID-UUID exactly).
+func duidDecodes(d []byte) bool {
+	if len(d) < 2 {
+		return false
+	}
+	switch dhcpv6.DUIDType(binary.BigEndian.Uint16(d)) {
+	case dhcpv6.DUID_LLT:
+		return len(d) >= 8 // hardware type, time
+	case dhcpv6.DUID_LL:
+		return len(d) >= 4 // hardware type
+	case dhcpv6.DUID_EN:
+		return len(d) >= 6 // enterprise number
+	case dhcpv6.DUID_UUID:
+		return len(d) == 18
+	}
+	return true
 }
 
 // errMalformed is a relay layer that does not decode.
