@@ -1,9 +1,11 @@
 package lease
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -133,6 +135,7 @@ func (s *BoltStore) checkpoint() error {
 	s.walMu.Unlock()
 	s.full = append(s.full, old)
 	ops = append(s.retained, ops...)
+	writes := lastPerKey(ops)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if s.failCheckpoint != nil {
 			if err := s.failCheckpoint(); err != nil {
@@ -140,9 +143,9 @@ func (s *BoltStore) checkpoint() error {
 			}
 		}
 		b := tx.Bucket(leasesBucket)
-		for i := range ops {
+		for _, o := range writes {
 			var err error
-			if o := &ops[i]; o.del {
+			if o.del {
 				err = b.Delete(o.key[:])
 			} else {
 				err = b.Put(o.key[:], o.val)
@@ -165,6 +168,24 @@ func (s *BoltStore) checkpoint() error {
 	s.full = nil
 	s.dropSpares()
 	return nil
+}
+
+// lastPerKey returns the last op of each key in ops, in key order: what a
+// checkpoint has to write. In order, bbolt's cursor walks each leaf once.
+func lastPerKey(ops []op) []*op {
+	w := make([]*op, len(ops))
+	for i := range ops {
+		w[i] = &ops[i]
+	}
+	slices.SortStableFunc(w, func(a, b *op) int { return bytes.Compare(a.key[:], b.key[:]) })
+	out := w[:0]
+	for i, o := range w {
+		if i+1 < len(w) && w[i+1].key == o.key {
+			continue // a later write of the same key follows
+		}
+		out = append(out, o)
+	}
+	return out
 }
 
 // takeSpare returns a checkpointed log file to reuse, or "".

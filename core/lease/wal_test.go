@@ -1,6 +1,7 @@
 package lease
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -254,5 +255,27 @@ func TestCheckpointMeta(t *testing.T) {
 	s.Close()
 	if len(got) != 8 || got[7] != byte(seq) {
 		t.Fatalf("checkpoint key %x, want log %d", got, seq)
+	}
+}
+
+// TestLastPerKey: a checkpoint writes each key once, its last op, in key
+// order.
+func TestLastPerKey(t *testing.T) {
+	mk := func(i int, iaid uint32, del bool) op {
+		l := genLease(i)
+		return op{key: keyOf(l.Prefix), rec: record{iaid: iaid}, del: del}
+	}
+	ops := []op{mk(2, 1, false), mk(1, 1, false), mk(2, 2, true), mk(3, 1, true), mk(1, 2, false), mk(3, 2, false)}
+	got := lastPerKey(ops)
+	if len(got) != 3 {
+		t.Fatalf("%d writes, want 3", len(got))
+	}
+	for i, o := range got {
+		if o.rec.iaid != 2 {
+			t.Errorf("write %d is not its key's last op: %+v", i, o)
+		}
+		if i > 0 && bytes.Compare(got[i-1].key[:], o.key[:]) >= 0 {
+			t.Errorf("writes not in key order at %d", i)
+		}
 	}
 }
