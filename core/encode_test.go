@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -168,6 +169,66 @@ func TestDUIDDecodesAsLibrary(t *testing.T) {
 			}
 			if err == nil && !bytes.Equal(duid.ToBytes(), d) {
 				t.Errorf("type %d, %d bytes: %x encodes as %x", typ, n, d, duid.ToBytes())
+			}
+		}
+	}
+}
+
+// The packet context decodes IA_NA and IA_PD (and the Server ID) as
+// dhcpv6.ParseOption does: same options, same failures.
+func TestParseMessageOptionAsLibrary(t *testing.T) {
+	addr := (&dhcpv6.OptIAAddress{IPv6Addr: net.ParseIP("2001:db8::1"), PreferredLifetime: time.Hour, ValidLifetime: 2 * time.Hour}).ToBytes()
+	pfx := (&dhcpv6.OptIAPrefix{ValidLifetime: time.Hour, Prefix: &net.IPNet{IP: net.ParseIP("2001:db8:8000::"), Mask: net.CIDRMask(56, 128)}}).ToBytes()
+	st := (&dhcpv6.OptStatusCode{StatusCode: iana.StatusNoBinding, StatusMessage: "x"}).ToBytes()
+	opt := func(code dhcpv6.OptionCode, data []byte) []byte {
+		return append([]byte{byte(code >> 8), byte(code), byte(len(data) >> 8), byte(len(data))}, data...)
+	}
+	head := []byte{0, 0, 0, 7, 0, 0, 0x0e, 0x10, 0, 0, 0x1c, 0x20}
+	var cases [][]byte
+	for n := range 16 {
+		cases = append(cases, head[:min(n, len(head))])
+	}
+	bodies := [][]byte{
+		opt(dhcpv6.OptionIAAddr, addr),
+		append(opt(dhcpv6.OptionIAAddr, addr), opt(dhcpv6.OptionIAAddr, addr)...),
+		opt(dhcpv6.OptionIAPrefix, pfx),
+		append(opt(dhcpv6.OptionIAPrefix, pfx), opt(dhcpv6.OptionStatusCode, st)...),
+		opt(dhcpv6.OptionIAAddr, addr[:10]),
+		opt(dhcpv6.OptionIAPrefix, pfx[:20]),
+		opt(dhcpv6.OptionStatusCode, st[:1]),
+		opt(12345, []byte("abc")),
+		{0, 5, 0},
+		{0, 5, 0, 40, 1},
+	}
+	for _, b := range bodies {
+		cases = append(cases, append(slices.Clone(head), b...))
+	}
+	many := slices.Clone(head)
+	for range 12 {
+		many = append(many, opt(dhcpv6.OptionIAAddr, addr)...)
+	}
+	cases = append(cases, many)
+	for _, code := range []dhcpv6.OptionCode{dhcpv6.OptionIANA, dhcpv6.OptionIAPD, dhcpv6.OptionServerID} {
+		for _, data := range cases {
+			pc := &pctx{}
+			for range 3 { // several in one packet, as the arena fills
+				want, werr := dhcpv6.ParseOption(code, data)
+				got, gerr := pc.parseMessageOption(code, data)
+				if (werr == nil) != (gerr == nil) {
+					t.Fatalf("%v %x: error %v, library's %v", code, data, gerr, werr)
+				}
+				if werr != nil {
+					continue
+				}
+				if code == dhcpv6.OptionServerID {
+					if !bytes.Equal(got.ToBytes(), want.ToBytes()) || got.Code() != want.Code() {
+						t.Fatalf("%v %x: %v, library's %v", code, data, got, want)
+					}
+					continue
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("%v %x:\n%v\nlibrary's\n%v", code, data, got, want)
+				}
 			}
 		}
 	}

@@ -78,6 +78,12 @@ type pctx struct {
 	nRelays     int
 	rxAddrs     [2 * (maxRelayDepth + 1)][16]byte
 	rxRelayOpts [maxRelayDepth + 1][]dhcpv6.Option
+	rxNA        [2]dhcpv6.OptIANA
+	rxPD        [2]dhcpv6.OptIAPD
+	rxSub       [8]dhcpv6.Option // the IAs' options
+	nRxNA       int
+	nRxPD       int
+	nRxSub      int
 }
 
 var pctxPool = sync.Pool{New: func() any { return new(pctx) }}
@@ -234,24 +240,63 @@ func (pc *pctx) decodeMessage(data []byte) (*dhcpv6.Message, bool) {
 	m.MessageType = dhcpv6.MessageType(data[0])
 	copy(m.TransactionID[:], data[1:4])
 	m.Options.Options = pc.rxOpts[:0]
-	err := m.Options.FromBytesWithParser(data[4:], parseMessageOption)
+	err := m.Options.FromBytesWithParser(data[4:], pc.parseMessageOption)
 	pc.rxOpts = m.Options.Options // its room, for the next packet
 	return m, err == nil
 }
 
 // parseMessageOption is dhcpv6.ParseOption for a client message's options,
-// but for the Server ID: core only compares its bytes (rawIDs) and nothing
-// asks for its DUID, so it is kept as received, an OptionGeneric (which
-// encodes as the decoded DUID would), once checked as DUIDFromBytes checks
-// it.
-func parseMessageOption(code dhcpv6.OptionCode, data []byte) (dhcpv6.Option, error) {
-	if code == dhcpv6.OptionServerID {
+// but for two:
+//   - The Server ID: core only compares its bytes (rawIDs) and nothing
+//     asks for its DUID, so it is kept as received, an OptionGeneric
+//     (which encodes as the decoded DUID would), once checked as
+//     DUIDFromBytes checks it.
+//   - IA_NA and IA_PD are decoded as their FromBytes does (IAID, T1, T2,
+//     then the options inside, by the library) into the packet context:
+//     nothing outside Handle sees them but through copies (the request
+//     view, the IAs parsed by ias).
+func (pc *pctx) parseMessageOption(code dhcpv6.OptionCode, data []byte) (dhcpv6.Option, error) {
+	switch code {
+	case dhcpv6.OptionServerID:
 		if !duidDecodes(data) {
 			return nil, errMalformed
 		}
 		return &dhcpv6.OptionGeneric{OptionCode: code, OptionData: bytes.Clone(data)}, nil
+	case dhcpv6.OptionIANA:
+		if len(data) < 12 {
+			return nil, errMalformed
+		}
+		o := take(pc.rxNA[:], &pc.nRxNA)
+		copy(o.IaId[:], data)
+		o.T1, o.T2 = seconds(data[4:]), seconds(data[8:])
+		o.Options.Options = pc.rxSub[pc.nRxSub:pc.nRxSub:len(pc.rxSub)]
+		err := o.Options.FromBytes(data[12:])
+		pc.nRxSub = min(pc.nRxSub+len(o.Options.Options), len(pc.rxSub))
+		if err != nil {
+			return nil, err
+		}
+		return o, nil
+	case dhcpv6.OptionIAPD:
+		if len(data) < 12 {
+			return nil, errMalformed
+		}
+		o := take(pc.rxPD[:], &pc.nRxPD)
+		copy(o.IaId[:], data)
+		o.T1, o.T2 = seconds(data[4:]), seconds(data[8:])
+		o.Options.Options = pc.rxSub[pc.nRxSub:pc.nRxSub:len(pc.rxSub)]
+		err := o.Options.FromBytes(data[12:])
+		pc.nRxSub = min(pc.nRxSub+len(o.Options.Options), len(pc.rxSub))
+		if err != nil {
+			return nil, err
+		}
+		return o, nil
 	}
 	return dhcpv6.ParseOption(code, data)
+}
+
+// seconds reads a lifetime as dhcpv6.Duration.Unmarshal does.
+func seconds(b []byte) time.Duration {
+	return time.Duration(binary.BigEndian.Uint32(b)) * time.Second
 }
 
 // duidDecodes reports whether dhcpv6.DUIDFromBytes accepts d: a type,
