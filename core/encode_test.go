@@ -174,8 +174,9 @@ func TestDUIDDecodesAsLibrary(t *testing.T) {
 	}
 }
 
-// The packet context decodes IA_NA and IA_PD (and the Server ID) as
-// dhcpv6.ParseOption does: same options, same failures.
+// The packet context decodes IA_NA, IA_PD and the Client ID (and the
+// Server ID, to the same bytes) as dhcpv6.ParseOption does: same options,
+// same failures.
 func TestParseMessageOptionAsLibrary(t *testing.T) {
 	addr := (&dhcpv6.OptIAAddress{IPv6Addr: net.ParseIP("2001:db8::1"), PreferredLifetime: time.Hour, ValidLifetime: 2 * time.Hour}).ToBytes()
 	pfx := (&dhcpv6.OptIAPrefix{ValidLifetime: time.Hour, Prefix: &net.IPNet{IP: net.ParseIP("2001:db8:8000::"), Mask: net.CIDRMask(56, 128)}}).ToBytes()
@@ -208,7 +209,16 @@ func TestParseMessageOptionAsLibrary(t *testing.T) {
 		many = append(many, opt(dhcpv6.OptionIAAddr, addr)...)
 	}
 	cases = append(cases, many)
-	for _, code := range []dhcpv6.OptionCode{dhcpv6.OptionIANA, dhcpv6.OptionIAPD, dhcpv6.OptionServerID} {
+	for typ := range 6 {
+		for n := range 24 {
+			d := []byte{0, byte(typ)}
+			for i := range n {
+				d = append(d, byte(i*5+typ))
+			}
+			cases = append(cases, d[:min(len(d), n)])
+		}
+	}
+	for _, code := range []dhcpv6.OptionCode{dhcpv6.OptionIANA, dhcpv6.OptionIAPD, dhcpv6.OptionServerID, dhcpv6.OptionClientID} {
 		for _, data := range cases {
 			pc := &pctx{}
 			for range 3 { // several in one packet, as the arena fills

@@ -16,6 +16,7 @@ import (
 	"github.com/hook6/hook6/core/view"
 	"github.com/hook6/hook6/hooks"
 	"github.com/insomniacslk/dhcp/dhcpv6"
+	"github.com/insomniacslk/dhcp/iana"
 )
 
 // maxRelayDepth is RFC 8415's HOP_COUNT_LIMIT (8) with room for the
@@ -246,7 +247,11 @@ func (pc *pctx) decodeMessage(data []byte) (*dhcpv6.Message, bool) {
 }
 
 // parseMessageOption is dhcpv6.ParseOption for a client message's options,
-// but for two:
+// but for these:
+//   - The Client ID's DUID is decoded as DUIDFromBytes does, its variable
+//     part left in the datagram: it is only read while the packet is
+//     handled (the request view copies it; core keeps pc.duid, a copy of
+//     the raw option).
 //   - The Server ID: core only compares its bytes (rawIDs) and nothing
 //     asks for its DUID, so it is kept as received, an OptionGeneric
 //     (which encodes as the decoded DUID would), once checked as
@@ -257,6 +262,12 @@ func (pc *pctx) decodeMessage(data []byte) (*dhcpv6.Message, bool) {
 //     view, the IAs parsed by ias).
 func (pc *pctx) parseMessageOption(code dhcpv6.OptionCode, data []byte) (dhcpv6.Option, error) {
 	switch code {
+	case dhcpv6.OptionClientID:
+		d, ok := duidOf(data)
+		if !ok {
+			return nil, errMalformed
+		}
+		return dhcpv6.OptClientID(d), nil
 	case dhcpv6.OptionServerID:
 		if !duidDecodes(data) {
 			return nil, errMalformed
@@ -297,6 +308,33 @@ func (pc *pctx) parseMessageOption(code dhcpv6.OptionCode, data []byte) (dhcpv6.
 // seconds reads a lifetime as dhcpv6.Duration.Unmarshal does.
 func seconds(b []byte) time.Duration {
 	return time.Duration(binary.BigEndian.Uint32(b)) * time.Second
+}
+
+// duidOf is dhcpv6.DUIDFromBytes, the DUID's variable part aliasing d.
+func duidOf(d []byte) (dhcpv6.DUID, bool) {
+	if !duidDecodes(d) {
+		return nil, false
+	}
+	be := binary.BigEndian
+	rest := func(from int) []byte { return d[from:len(d):len(d)] }
+	switch t := dhcpv6.DUIDType(be.Uint16(d)); t {
+	case dhcpv6.DUID_LLT:
+		return &dhcpv6.DUIDLLT{HWType: iana.HWType(be.Uint16(d[2:])), Time: be.Uint32(d[4:]), LinkLayerAddr: rest(8)}, true
+	case dhcpv6.DUID_LL:
+		return &dhcpv6.DUIDLL{HWType: iana.HWType(be.Uint16(d[2:])), LinkLayerAddr: rest(4)}, true
+	case dhcpv6.DUID_EN:
+		return &dhcpv6.DUIDEN{EnterpriseNumber: be.Uint32(d[2:]), EnterpriseIdentifier: rest(6)}, true
+	case dhcpv6.DUID_UUID:
+		u := &dhcpv6.DUIDUUID{}
+		copy(u.UUID[:], d[2:])
+		return u, true
+	default:
+		o := &dhcpv6.DUIDOpaque{Type: t}
+		if len(d) > 2 {
+			o.Data = rest(2)
+		}
+		return o, true
+	}
 }
 
 // duidDecodes reports whether dhcpv6.DUIDFromBytes accepts d: a type,
