@@ -118,23 +118,33 @@ func (pc *pctx) recycle() {
 		clear(pc.rxRelayOpts[i])
 		pc.rxRelayOpts[i] = pc.rxRelayOpts[i][:0]
 	}
+	clear(pc.prefs)
 	ias := pc.iaBuf[:cap(pc.iaBuf)]
 	for i := range ias {
 		ias[i].binding.DUID = "" // the client's: let it go
 	}
 	*pc = pctx{
 		relays:      pc.relays[:0],
-		claimed:     pc.claimed[:0],
-		iaBuf:       pc.iaBuf[:0],
-		resps:       pc.resps[:0],
-		cands:       pc.cands[:0],
-		prefs:       pc.prefs[:0],
-		held:        pc.held[:0],
-		enc:         pc.enc[:0],
-		rxOpts:      pc.rxOpts[:0],
+		claimed:     keep(pc.claimed),
+		iaBuf:       keep(pc.iaBuf),
+		resps:       keep(pc.resps),
+		cands:       keep(pc.cands),
+		prefs:       keep(pc.prefs),
+		held:        keep(pc.held),
+		enc:         pc.enc[:0], // bounded by encode
+		rxOpts:      keep(pc.rxOpts),
 		rxRelayOpts: pc.rxRelayOpts,
 	}
 	pctxPool.Put(pc)
+}
+
+// keep returns s emptied for the next packet, or nil when an unusual
+// packet (hundreds of IAs or options) grew it: pooled contexts stay small.
+func keep[T any](s []T) []T {
+	if cap(s) > 64 {
+		return nil
+	}
+	return s[:0]
 }
 
 func (pc *pctx) handle() ([]byte, string) {
