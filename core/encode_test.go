@@ -2,6 +2,7 @@ package core
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"reflect"
@@ -240,6 +241,40 @@ func TestParseMessageOptionAsLibrary(t *testing.T) {
 					t.Fatalf("%v %x:\n%v\nlibrary's\n%v", code, data, got, want)
 				}
 			}
+		}
+	}
+}
+
+// parseOptions decodes as Options.FromBytes does: the same options, the
+// same failures.
+func TestParseOptionsAsLibrary(t *testing.T) {
+	addr := (&dhcpv6.OptIAAddress{IPv6Addr: net.ParseIP("2001:db8::1"), ValidLifetime: time.Hour}).ToBytes()
+	opt := func(code dhcpv6.OptionCode, data []byte) []byte {
+		return append([]byte{byte(code >> 8), byte(code), byte(len(data) >> 8), byte(len(data))}, data...)
+	}
+	whole := slices.Concat(opt(dhcpv6.OptionIAAddr, addr), opt(dhcpv6.OptionStatusCode, []byte{0, 3, 'n', 'o'}),
+		opt(dhcpv6.OptionIAAddr, addr[:5]), opt(60000, nil), opt(dhcpv6.OptionIAAddr, addr))
+	rng := rand.New(rand.NewPCG(3, 4))
+	var cases [][]byte
+	for n := range len(whole) + 1 {
+		cases = append(cases, whole[:n])
+	}
+	for range 3000 {
+		b := slices.Clone(whole[:rng.IntN(len(whole)+1)])
+		for k := rng.IntN(3); k > 0 && len(b) > 0; k-- {
+			b[rng.IntN(len(b))] = byte(rng.Uint32())
+		}
+		cases = append(cases, b)
+	}
+	for _, b := range cases {
+		var want, got dhcpv6.Options
+		werr := want.FromBytes(b)
+		gerr := parseOptions(&got, b, dhcpv6.ParseOption)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("%x: error %v, library's %v", b, gerr, werr)
+		}
+		if werr == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("%x:\n%v\nlibrary's\n%v", b, got, want)
 		}
 	}
 }

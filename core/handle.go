@@ -233,6 +233,32 @@ func (pc *pctx) decode() string {
 	}
 }
 
+// parseOptions is Options.FromBytesWithParser without the buffer it
+// allocates to read: the same options (each parsed from its data in b),
+// the same failures (an option longer than what is left; 1 to 3 bytes
+// left over).
+func parseOptions(o *dhcpv6.Options, b []byte, parse dhcpv6.OptionParser) error {
+	if *o == nil {
+		*o = make(dhcpv6.Options, 0, 10)
+	}
+	for len(b) >= 4 {
+		code, n := dhcpv6.OptionCode(binary.BigEndian.Uint16(b)), int(binary.BigEndian.Uint16(b[2:]))
+		if len(b) < 4+n {
+			return errMalformed
+		}
+		opt, err := parse(code, b[4:4+n])
+		if err != nil {
+			return err
+		}
+		*o = append(*o, opt)
+		b = b[4+n:]
+	}
+	if len(b) > 0 {
+		return errMalformed
+	}
+	return nil
+}
+
 // decodeMessage is dhcpv6.MessageFromBytes (data is not a relay message),
 // decoding into the packet context's message and option list the first
 // time (the options themselves are the library's, as ever). It reports
@@ -251,7 +277,7 @@ func (pc *pctx) decodeMessage(data []byte) (*dhcpv6.Message, bool) {
 	m.MessageType = dhcpv6.MessageType(data[0])
 	copy(m.TransactionID[:], data[1:4])
 	m.Options.Options = pc.rxOpts[:0]
-	err := m.Options.FromBytesWithParser(data[4:], pc.parseMessageOption)
+	err := parseOptions(&m.Options.Options, data[4:], pc.parseMessageOption)
 	pc.rxOpts = m.Options.Options // its room, for the next packet
 	return m, err == nil
 }
@@ -291,7 +317,7 @@ func (pc *pctx) parseMessageOption(code dhcpv6.OptionCode, data []byte) (dhcpv6.
 		copy(o.IaId[:], data)
 		o.T1, o.T2 = seconds(data[4:]), seconds(data[8:])
 		o.Options.Options = pc.rxSub[pc.nRxSub:pc.nRxSub:len(pc.rxSub)]
-		err := o.Options.FromBytes(data[12:])
+		err := parseOptions(&o.Options.Options, data[12:], dhcpv6.ParseOption)
 		pc.nRxSub = min(pc.nRxSub+len(o.Options.Options), len(pc.rxSub))
 		if err != nil {
 			return nil, err
@@ -305,7 +331,7 @@ func (pc *pctx) parseMessageOption(code dhcpv6.OptionCode, data []byte) (dhcpv6.
 		copy(o.IaId[:], data)
 		o.T1, o.T2 = seconds(data[4:]), seconds(data[8:])
 		o.Options.Options = pc.rxSub[pc.nRxSub:pc.nRxSub:len(pc.rxSub)]
-		err := o.Options.FromBytes(data[12:])
+		err := parseOptions(&o.Options.Options, data[12:], dhcpv6.ParseOption)
 		pc.nRxSub = min(pc.nRxSub+len(o.Options.Options), len(pc.rxSub))
 		if err != nil {
 			return nil, err
@@ -388,7 +414,7 @@ func (pc *pctx) decodeRelay(data []byte) (*dhcpv6.RelayMessage, error) {
 	copy(pa[:], data[18:34])
 	r.LinkAddr, r.PeerAddr = la[:], pa[:]
 	r.Options.Options = pc.rxRelayOpts[i][:0]
-	err := r.Options.FromBytesWithParser(data[dhcpv6.RelayHeaderSize:], pc.parseRelayOption)
+	err := parseOptions(&r.Options.Options, data[dhcpv6.RelayHeaderSize:], pc.parseRelayOption)
 	pc.rxRelayOpts[i] = r.Options.Options
 	return r, err
 }
