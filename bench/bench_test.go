@@ -40,6 +40,7 @@ var (
 	flagOut        = flag.String("bench.out", "", "results directory (default: bench/results of the repository)")
 	flagAttempts   = flag.Int("bench.attempts", 3, "tries of a rate before a run stops there (the machine may be shared)")
 	flagClientRmem = flag.Int("bench.client-rmem", 4<<20, "net.core.rmem_default (bytes) while the bench runs, restored after; perfdhcp's socket gets the default buffer, which it overflows when starved of CPU (0: leave it)")
+	flagPerfMode   = flag.String("bench.perfdhcp-mode", "", "perfdhcp -g: single or multi (empty: perfdhcp's default, multi on a multi-core machine)")
 	flagProfile    = flag.Bool("bench.profile", true, "profile hook6d (plain and with scripts) for one step at its sustained rate (HOOK6_CPUPROFILE)")
 )
 
@@ -345,7 +346,7 @@ func (b *bench) runStep(e *env, srv server, rate int, leases, profile string) (l
 	}
 	res, err := e.cli.Perfdhcp(ctx, lab.PerfOptions{
 		Iface: cliIf, Rate: rate, Clients: clients, Duration: b.step,
-		Extra: []string{"-e", leases, "-x", "t", "-W", "500000"},
+		Extra: perfExtra(leases),
 	})
 	if err != nil {
 		return labbench.Step{}, err
@@ -370,6 +371,15 @@ func (b *bench) runStep(e *env, srv server, rate int, leases, profile string) (l
 	st.ServerOverflows, st.ClientOverflows = srvOver1-srvOver0, cliOver1-cliOver0
 	st.Load, _ = labbench.LoadAvg()
 	return st, nil
+}
+
+// perfExtra is perfdhcp's arguments beyond rate, clients and duration.
+func perfExtra(leases string) []string {
+	args := []string{"-e", leases, "-x", "t", "-W", "500000"}
+	if *flagPerfMode != "" {
+		args = append(args, "-g", *flagPerfMode)
+	}
+	return args
 }
 
 // keaQueue is the packet-queue-size Kea runs with for flag value q.
