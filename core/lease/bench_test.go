@@ -221,18 +221,25 @@ func BenchmarkExpired1M(b *testing.B) {
 	}
 }
 
-// benchPut runs Puts with fsync from b's parallel goroutines and reports
-// how many leases each commit carried.
-func benchPut(b *testing.B, parallelism int) {
-	dir, err := os.MkdirTemp(os.Getenv("HOOK6_BENCH_DIR"), "hook6-lease-put-")
+// openSynced opens a store with fsync in a new directory (under
+// HOOK6_BENCH_DIR if set) removed at the end of the benchmark.
+func openSynced(b *testing.B, pattern string) *BoltStore {
+	dir, err := os.MkdirTemp(os.Getenv("HOOK6_BENCH_DIR"), pattern)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
+	b.Cleanup(func() { os.RemoveAll(dir) })
 	s, err := Open(filepath.Join(dir, "leases.db"), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
+	return s
+}
+
+// benchPut runs Puts with fsync from b's parallel goroutines and reports
+// how many leases each commit carried.
+func benchPut(b *testing.B, parallelism int) {
+	s := openSynced(b, "hook6-lease-put-")
 	defer s.Close()
 	var next atomic.Int64
 	start := s.commits.Load()
@@ -280,15 +287,7 @@ func BenchmarkDecode(b *testing.B) {
 // on. It reports Put latency percentiles, which the log's group flushes
 // and the checkpoints' bursts of page writes decide.
 func BenchmarkPutPaced(b *testing.B) {
-	dir, err := os.MkdirTemp(os.Getenv("HOOK6_BENCH_DIR"), "hook6-lease-paced-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	s, err := Open(filepath.Join(dir, "leases.db"), Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := openSynced(b, "hook6-lease-paced-")
 	defer s.Close()
 	const rate, writers = 12000, 256
 	lat := make([]time.Duration, b.N)

@@ -40,6 +40,19 @@ func boltOnly(t *testing.T, path string) *BoltStore {
 	return openT(t, path)
 }
 
+// checkLogFiles fails unless the log files of path are at most the
+// spares kept, the current file and the next: spares are reused.
+func checkLogFiles(t *testing.T, path string) {
+	t.Helper()
+	seqs, err := walFiles(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seqs) > walSpares+2 {
+		t.Fatalf("%d log files, want at most %d (spares, current, next)", len(seqs), walSpares+2)
+	}
+}
+
 func checkHolds(t *testing.T, s *BoltStore, from, to int) {
 	t.Helper()
 	if s.Len() != to-from {
@@ -90,13 +103,7 @@ func TestCloseCheckpoints(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	seqs, err := walFiles(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(seqs) > walSpares+2 { // and the current and next file
-		t.Fatalf("%d log files left, want at most %d", len(seqs), walSpares+2)
-	}
+	checkLogFiles(t, path)
 	s = boltOnly(t, path)
 	defer s.Close()
 	checkHolds(t, s, 0, 20)
@@ -125,10 +132,7 @@ func TestReusedLogNotReplayed(t *testing.T) {
 	}
 	mustPut(t, s, genLease(100)) // only in the log
 	crashClose(t, s)
-	seqs, _ := walFiles(path)
-	if len(seqs) > walSpares+2 {
-		t.Fatalf("%d log files, want spares reused (at most %d)", len(seqs), walSpares+2)
-	}
+	checkLogFiles(t, path)
 	s = openT(t, path)
 	defer s.Close()
 	checkHolds(t, s, 100, 101)
