@@ -82,9 +82,15 @@ type pctx struct {
 	rxNA        [2]dhcpv6.OptIANA
 	rxPD        [2]dhcpv6.OptIAPD
 	rxSub       [8]dhcpv6.Option // the IAs' options
+	rxGen       [1]dhcpv6.OptionGeneric
+	rxLLT       [1]dhcpv6.DUIDLLT
+	rxLL        [1]dhcpv6.DUIDLL
 	nRxNA       int
 	nRxPD       int
 	nRxSub      int
+	nRxGen      int
+	nRxLLT      int
+	nRxLL       int
 }
 
 var pctxPool = sync.Pool{New: func() any { return new(pctx) }}
@@ -299,7 +305,7 @@ func (pc *pctx) decodeMessage(data []byte) (*dhcpv6.Message, bool) {
 func (pc *pctx) parseMessageOption(code dhcpv6.OptionCode, data []byte) (dhcpv6.Option, error) {
 	switch code {
 	case dhcpv6.OptionClientID:
-		d, ok := duidOf(data)
+		d, ok := pc.duidOf(data)
 		if !ok {
 			return nil, errMalformed
 		}
@@ -308,7 +314,9 @@ func (pc *pctx) parseMessageOption(code dhcpv6.OptionCode, data []byte) (dhcpv6.
 		if !duidDecodes(data) {
 			return nil, errMalformed
 		}
-		return &dhcpv6.OptionGeneric{OptionCode: code, OptionData: bytes.Clone(data)}, nil
+		o := take(pc.rxGen[:], &pc.nRxGen)
+		o.OptionCode, o.OptionData = code, bytes.Clone(data) // a copy: the request view hands it out
+		return o, nil
 	case dhcpv6.OptionIANA:
 		if len(data) < 12 {
 			return nil, errMalformed
@@ -346,8 +354,9 @@ func seconds(b []byte) time.Duration {
 	return time.Duration(binary.BigEndian.Uint32(b)) * time.Second
 }
 
-// duidOf is dhcpv6.DUIDFromBytes, the DUID's variable part aliasing d.
-func duidOf(d []byte) (dhcpv6.DUID, bool) {
+// duidOf is dhcpv6.DUIDFromBytes, the DUID's variable part aliasing d;
+// a DUID-LLT or DUID-LL is the packet context's.
+func (pc *pctx) duidOf(d []byte) (dhcpv6.DUID, bool) {
 	if !duidDecodes(d) {
 		return nil, false
 	}
@@ -355,9 +364,13 @@ func duidOf(d []byte) (dhcpv6.DUID, bool) {
 	rest := func(from int) []byte { return d[from:len(d):len(d)] }
 	switch t := dhcpv6.DUIDType(be.Uint16(d)); t {
 	case dhcpv6.DUID_LLT:
-		return &dhcpv6.DUIDLLT{HWType: iana.HWType(be.Uint16(d[2:])), Time: be.Uint32(d[4:]), LinkLayerAddr: rest(8)}, true
+		o := take(pc.rxLLT[:], &pc.nRxLLT)
+		*o = dhcpv6.DUIDLLT{HWType: iana.HWType(be.Uint16(d[2:])), Time: be.Uint32(d[4:]), LinkLayerAddr: rest(8)}
+		return o, true
 	case dhcpv6.DUID_LL:
-		return &dhcpv6.DUIDLL{HWType: iana.HWType(be.Uint16(d[2:])), LinkLayerAddr: rest(4)}, true
+		o := take(pc.rxLL[:], &pc.nRxLL)
+		*o = dhcpv6.DUIDLL{HWType: iana.HWType(be.Uint16(d[2:])), LinkLayerAddr: rest(4)}
+		return o, true
 	case dhcpv6.DUID_EN:
 		return &dhcpv6.DUIDEN{EnterpriseNumber: be.Uint32(d[2:]), EnterpriseIdentifier: rest(6)}, true
 	case dhcpv6.DUID_UUID:
