@@ -2,10 +2,8 @@ package core
 
 import (
 	"bytes"
-	"math/rand/v2"
 	"net"
 	"net/netip"
-	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -147,134 +145,5 @@ func TestHeldListKeepsOrder(t *testing.T) {
 	h.add(p(7))
 	if want := []netip.Prefix{p(7)}; !slices.Equal(list(), want) {
 		t.Fatalf("got %v", list())
-	}
-}
-
-// duidDecodes must accept exactly what DUIDFromBytes accepts, and what it
-// accepts must encode back to itself (a Server ID is kept as received).
-func TestDUIDDecodesAsLibrary(t *testing.T) {
-	for typ := range 8 {
-		for n := range 40 {
-			d := make([]byte, n)
-			for i := range d {
-				d[i] = byte(i*7 + n)
-			}
-			if n >= 2 {
-				d[0], d[1] = 0, byte(typ)
-			} else if n == 1 {
-				d[0] = 0
-			}
-			duid, err := dhcpv6.DUIDFromBytes(d)
-			if got := duidDecodes(d); got != (err == nil) {
-				t.Errorf("type %d, %d bytes: duidDecodes %v, DUIDFromBytes error %v", typ, n, got, err)
-			}
-			if err == nil && !bytes.Equal(duid.ToBytes(), d) {
-				t.Errorf("type %d, %d bytes: %x encodes as %x", typ, n, d, duid.ToBytes())
-			}
-		}
-	}
-}
-
-// The packet context decodes IA_NA, IA_PD and the Client ID (and the
-// Server ID, to the same bytes) as dhcpv6.ParseOption does: same options,
-// same failures.
-func TestParseMessageOptionAsLibrary(t *testing.T) {
-	addr := (&dhcpv6.OptIAAddress{IPv6Addr: net.ParseIP("2001:db8::1"), PreferredLifetime: time.Hour, ValidLifetime: 2 * time.Hour}).ToBytes()
-	pfx := (&dhcpv6.OptIAPrefix{ValidLifetime: time.Hour, Prefix: &net.IPNet{IP: net.ParseIP("2001:db8:8000::"), Mask: net.CIDRMask(56, 128)}}).ToBytes()
-	st := (&dhcpv6.OptStatusCode{StatusCode: iana.StatusNoBinding, StatusMessage: "x"}).ToBytes()
-	opt := func(code dhcpv6.OptionCode, data []byte) []byte {
-		return append([]byte{byte(code >> 8), byte(code), byte(len(data) >> 8), byte(len(data))}, data...)
-	}
-	head := []byte{0, 0, 0, 7, 0, 0, 0x0e, 0x10, 0, 0, 0x1c, 0x20}
-	var cases [][]byte
-	for n := range 16 {
-		cases = append(cases, head[:min(n, len(head))])
-	}
-	bodies := [][]byte{
-		opt(dhcpv6.OptionIAAddr, addr),
-		append(opt(dhcpv6.OptionIAAddr, addr), opt(dhcpv6.OptionIAAddr, addr)...),
-		opt(dhcpv6.OptionIAPrefix, pfx),
-		append(opt(dhcpv6.OptionIAPrefix, pfx), opt(dhcpv6.OptionStatusCode, st)...),
-		opt(dhcpv6.OptionIAAddr, addr[:10]),
-		opt(dhcpv6.OptionIAPrefix, pfx[:20]),
-		opt(dhcpv6.OptionStatusCode, st[:1]),
-		opt(12345, []byte("abc")),
-		{0, 5, 0},
-		{0, 5, 0, 40, 1},
-	}
-	for _, b := range bodies {
-		cases = append(cases, append(slices.Clone(head), b...))
-	}
-	many := slices.Clone(head)
-	for range 12 {
-		many = append(many, opt(dhcpv6.OptionIAAddr, addr)...)
-	}
-	cases = append(cases, many)
-	for typ := range 6 {
-		for n := range 24 {
-			d := []byte{0, byte(typ)}
-			for i := range n {
-				d = append(d, byte(i*5+typ))
-			}
-			cases = append(cases, d[:min(len(d), n)])
-		}
-	}
-	for _, code := range []dhcpv6.OptionCode{dhcpv6.OptionIANA, dhcpv6.OptionIAPD, dhcpv6.OptionServerID, dhcpv6.OptionClientID} {
-		for _, data := range cases {
-			pc := &pctx{}
-			for range 3 { // several in one packet, as the arena fills
-				want, werr := dhcpv6.ParseOption(code, data)
-				got, gerr := pc.parseMessageOption(code, data)
-				if (werr == nil) != (gerr == nil) {
-					t.Fatalf("%v %x: error %v, library's %v", code, data, gerr, werr)
-				}
-				if werr != nil {
-					continue
-				}
-				if code == dhcpv6.OptionServerID {
-					if !bytes.Equal(got.ToBytes(), want.ToBytes()) || got.Code() != want.Code() {
-						t.Fatalf("%v %x: %v, library's %v", code, data, got, want)
-					}
-					continue
-				}
-				if !reflect.DeepEqual(got, want) {
-					t.Fatalf("%v %x:\n%v\nlibrary's\n%v", code, data, got, want)
-				}
-			}
-		}
-	}
-}
-
-// parseOptions decodes as Options.FromBytes does: the same options, the
-// same failures.
-func TestParseOptionsAsLibrary(t *testing.T) {
-	addr := (&dhcpv6.OptIAAddress{IPv6Addr: net.ParseIP("2001:db8::1"), ValidLifetime: time.Hour}).ToBytes()
-	opt := func(code dhcpv6.OptionCode, data []byte) []byte {
-		return append([]byte{byte(code >> 8), byte(code), byte(len(data) >> 8), byte(len(data))}, data...)
-	}
-	whole := slices.Concat(opt(dhcpv6.OptionIAAddr, addr), opt(dhcpv6.OptionStatusCode, []byte{0, 3, 'n', 'o'}),
-		opt(dhcpv6.OptionIAAddr, addr[:5]), opt(60000, nil), opt(dhcpv6.OptionIAAddr, addr))
-	rng := rand.New(rand.NewPCG(3, 4))
-	var cases [][]byte
-	for n := range len(whole) + 1 {
-		cases = append(cases, whole[:n])
-	}
-	for range 3000 {
-		b := slices.Clone(whole[:rng.IntN(len(whole)+1)])
-		for k := rng.IntN(3); k > 0 && len(b) > 0; k-- {
-			b[rng.IntN(len(b))] = byte(rng.Uint32())
-		}
-		cases = append(cases, b)
-	}
-	for _, b := range cases {
-		var want, got dhcpv6.Options
-		werr := want.FromBytes(b)
-		gerr := parseOptions(&got, b, dhcpv6.ParseOption)
-		if (werr == nil) != (gerr == nil) {
-			t.Fatalf("%x: error %v, library's %v", b, gerr, werr)
-		}
-		if werr == nil && !reflect.DeepEqual(got, want) {
-			t.Fatalf("%x:\n%v\nlibrary's\n%v", b, got, want)
-		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -16,7 +15,6 @@ import (
 	"github.com/hook6/hook6/core/view"
 	"github.com/hook6/hook6/hooks"
 	"github.com/insomniacslk/dhcp/dhcpv6"
-	"github.com/insomniacslk/dhcp/iana"
 )
 
 // maxRelayDepth is RFC 8415's HOP_COUNT_LIMIT (8) with room for the
@@ -69,28 +67,6 @@ type pctx struct {
 	held  []netip.Prefix // a binding's claims (offered)
 	enc   []byte         // the answer being encoded
 	arena replyArena     // the answer's objects
-	// What was received (decodeMessage, decodeRelay): the client
-	// message and its options, the relay layers, their addresses and
-	// options.
-	rx          dhcpv6.Message
-	rxUsed      bool
-	rxOpts      []dhcpv6.Option
-	rxRelays    [maxRelayDepth + 1]dhcpv6.RelayMessage
-	nRelays     int
-	rxAddrs     [2 * (maxRelayDepth + 1)][16]byte
-	rxRelayOpts [maxRelayDepth + 1][]dhcpv6.Option
-	rxNA        [2]dhcpv6.OptIANA
-	rxPD        [2]dhcpv6.OptIAPD
-	rxSub       [8]dhcpv6.Option // the IAs' options
-	rxGen       [1]dhcpv6.OptionGeneric
-	rxLLT       [1]dhcpv6.DUIDLLT
-	rxLL        [1]dhcpv6.DUIDLL
-	nRxNA       int
-	nRxPD       int
-	nRxSub      int
-	nRxGen      int
-	nRxLLT      int
-	nRxLL       int
 }
 
 var pctxPool = sync.Pool{New: func() any { return new(pctx) }}
@@ -119,27 +95,20 @@ func (s *Server) Handle(ctx context.Context, pkt *Packet) []byte {
 // recycle clears pc, keeping its scratch space, and pools it.
 func (pc *pctx) recycle() {
 	clear(pc.relays)
-	clear(pc.rxOpts)
-	for i := range pc.rxRelayOpts {
-		clear(pc.rxRelayOpts[i])
-		pc.rxRelayOpts[i] = pc.rxRelayOpts[i][:0]
-	}
 	clear(pc.prefs)
 	ias := pc.iaBuf[:cap(pc.iaBuf)]
 	for i := range ias {
 		ias[i].binding.DUID = "" // the client's: let it go
 	}
 	*pc = pctx{
-		relays:      pc.relays[:0],
-		claimed:     keep(pc.claimed),
-		iaBuf:       keep(pc.iaBuf),
-		resps:       keep(pc.resps),
-		cands:       keep(pc.cands),
-		prefs:       keep(pc.prefs),
-		held:        keep(pc.held),
-		enc:         pc.enc[:0], // bounded by encode
-		rxOpts:      keep(pc.rxOpts),
-		rxRelayOpts: pc.rxRelayOpts,
+		relays:  pc.relays[:0],
+		claimed: keep(pc.claimed),
+		iaBuf:   keep(pc.iaBuf),
+		resps:   keep(pc.resps),
+		cands:   keep(pc.cands),
+		prefs:   keep(pc.prefs),
+		held:    keep(pc.held),
+		enc:     pc.enc[:0], // bounded by encode
 	}
 	pctxPool.Put(pc)
 }
@@ -199,18 +168,14 @@ func (pc *pctx) decode() string {
 		return DropMalformed
 	}
 	var d dhcpv6.DHCPv6
+	var err error
 	if t := dhcpv6.MessageType(data[0]); t == dhcpv6.MessageTypeRelayForward || t == dhcpv6.MessageTypeRelayReply {
-		r, err := pc.decodeRelay(data)
-		if err != nil {
-			return DropMalformed
-		}
-		d = r
+		d, err = dhcpv6.RelayMessageFromBytes(data)
 	} else {
-		m, ok := pc.decodeMessage(data)
-		if !ok {
-			return DropMalformed
-		}
-		d = m
+		d, err = dhcpv6.MessageFromBytes(data)
+	}
+	if err != nil {
+		return DropMalformed
 	}
 	for depth := 0; ; depth++ {
 		switch m := d.(type) {
@@ -237,222 +202,6 @@ func (pc *pctx) decode() string {
 			return DropMalformed
 		}
 	}
-}
-
-// parseOptions is Options.FromBytesWithParser without the buffer it
-// allocates to read: the same options (each parsed from its data in b),
-// the same failures (an option longer than what is left; 1 to 3 bytes
-// left over).
-func parseOptions(o *dhcpv6.Options, b []byte, parse dhcpv6.OptionParser) error {
-	if *o == nil {
-		*o = make(dhcpv6.Options, 0, 10)
-	}
-	for len(b) >= 4 {
-		code, n := dhcpv6.OptionCode(binary.BigEndian.Uint16(b)), int(binary.BigEndian.Uint16(b[2:]))
-		if len(b) < 4+n {
-			return errMalformed
-		}
-		opt, err := parse(code, b[4:4+n])
-		if err != nil {
-			return err
-		}
-		*o = append(*o, opt)
-		b = b[4+n:]
-	}
-	if len(b) > 0 {
-		return errMalformed
-	}
-	return nil
-}
-
-// decodeMessage is dhcpv6.MessageFromBytes (data is not a relay message),
-// decoding into the packet context's message and option list the first
-// time (the options themselves are the library's, as ever). It reports
-// whether data decoded.
-func (pc *pctx) decodeMessage(data []byte) (*dhcpv6.Message, bool) {
-	if pc.rxUsed {
-		// Another Relay Message option of the same layer.
-		m, err := dhcpv6.MessageFromBytes(data)
-		return m, err == nil
-	}
-	if len(data) < 4 {
-		return nil, false
-	}
-	pc.rxUsed = true
-	m := &pc.rx
-	m.MessageType = dhcpv6.MessageType(data[0])
-	copy(m.TransactionID[:], data[1:4])
-	m.Options.Options = pc.rxOpts[:0]
-	err := parseOptions(&m.Options.Options, data[4:], pc.parseMessageOption)
-	pc.rxOpts = m.Options.Options // its room, for the next packet
-	return m, err == nil
-}
-
-// parseMessageOption is dhcpv6.ParseOption for a client message's options,
-// but for these:
-//   - The Client ID's DUID is decoded as DUIDFromBytes does, its variable
-//     part left in the datagram: it is only read while the packet is
-//     handled (the request view copies it; core keeps pc.duid, a copy of
-//     the raw option).
-//   - The Server ID: core only compares its bytes (rawIDs) and nothing
-//     asks for its DUID, so it is kept as received, an OptionGeneric
-//     (which encodes as the decoded DUID would), once checked as
-//     DUIDFromBytes checks it.
-//   - IA_NA and IA_PD are decoded as their FromBytes does (IAID, T1, T2,
-//     then the options inside, by the library) into the packet context:
-//     nothing outside Handle sees them but through copies (the request
-//     view, the IAs parsed by ias).
-func (pc *pctx) parseMessageOption(code dhcpv6.OptionCode, data []byte) (dhcpv6.Option, error) {
-	switch code {
-	case dhcpv6.OptionClientID:
-		d, ok := pc.duidOf(data)
-		if !ok {
-			return nil, errMalformed
-		}
-		return dhcpv6.OptClientID(d), nil
-	case dhcpv6.OptionServerID:
-		if !duidDecodes(data) {
-			return nil, errMalformed
-		}
-		o := take(pc.rxGen[:], &pc.nRxGen)
-		o.OptionCode, o.OptionData = code, bytes.Clone(data) // a copy: the request view hands it out
-		return o, nil
-	case dhcpv6.OptionIANA:
-		if len(data) < 12 {
-			return nil, errMalformed
-		}
-		o := take(pc.rxNA[:], &pc.nRxNA)
-		copy(o.IaId[:], data)
-		o.T1, o.T2 = seconds(data[4:]), seconds(data[8:])
-		o.Options.Options = pc.rxSub[pc.nRxSub:pc.nRxSub:len(pc.rxSub)]
-		err := parseOptions(&o.Options.Options, data[12:], dhcpv6.ParseOption)
-		pc.nRxSub = min(pc.nRxSub+len(o.Options.Options), len(pc.rxSub))
-		if err != nil {
-			return nil, err
-		}
-		return o, nil
-	case dhcpv6.OptionIAPD:
-		if len(data) < 12 {
-			return nil, errMalformed
-		}
-		o := take(pc.rxPD[:], &pc.nRxPD)
-		copy(o.IaId[:], data)
-		o.T1, o.T2 = seconds(data[4:]), seconds(data[8:])
-		o.Options.Options = pc.rxSub[pc.nRxSub:pc.nRxSub:len(pc.rxSub)]
-		err := parseOptions(&o.Options.Options, data[12:], dhcpv6.ParseOption)
-		pc.nRxSub = min(pc.nRxSub+len(o.Options.Options), len(pc.rxSub))
-		if err != nil {
-			return nil, err
-		}
-		return o, nil
-	}
-	return dhcpv6.ParseOption(code, data)
-}
-
-// seconds reads a lifetime as dhcpv6.Duration.Unmarshal does.
-func seconds(b []byte) time.Duration {
-	return time.Duration(binary.BigEndian.Uint32(b)) * time.Second
-}
-
-// duidOf is dhcpv6.DUIDFromBytes, the DUID's variable part aliasing d;
-// a DUID-LLT or DUID-LL is the packet context's.
-func (pc *pctx) duidOf(d []byte) (dhcpv6.DUID, bool) {
-	if !duidDecodes(d) {
-		return nil, false
-	}
-	be := binary.BigEndian
-	rest := func(from int) []byte { return d[from:len(d):len(d)] }
-	switch t := dhcpv6.DUIDType(be.Uint16(d)); t {
-	case dhcpv6.DUID_LLT:
-		o := take(pc.rxLLT[:], &pc.nRxLLT)
-		*o = dhcpv6.DUIDLLT{HWType: iana.HWType(be.Uint16(d[2:])), Time: be.Uint32(d[4:]), LinkLayerAddr: rest(8)}
-		return o, true
-	case dhcpv6.DUID_LL:
-		o := take(pc.rxLL[:], &pc.nRxLL)
-		*o = dhcpv6.DUIDLL{HWType: iana.HWType(be.Uint16(d[2:])), LinkLayerAddr: rest(4)}
-		return o, true
-	case dhcpv6.DUID_EN:
-		return &dhcpv6.DUIDEN{EnterpriseNumber: be.Uint32(d[2:]), EnterpriseIdentifier: rest(6)}, true
-	case dhcpv6.DUID_UUID:
-		u := &dhcpv6.DUIDUUID{}
-		copy(u.UUID[:], d[2:])
-		return u, true
-	default:
-		o := &dhcpv6.DUIDOpaque{Type: t}
-		if len(d) > 2 {
-			o.Data = rest(2)
-		}
-		return o, true
-	}
-}
-
-// duidDecodes reports whether dhcpv6.DUIDFromBytes accepts d: a type,
-// then at least the fixed fields of the types it knows (DUID-UUID exactly).
-func duidDecodes(d []byte) bool {
-	if len(d) < 2 {
-		return false
-	}
-	switch dhcpv6.DUIDType(binary.BigEndian.Uint16(d)) {
-	case dhcpv6.DUID_LLT:
-		return len(d) >= 8 // hardware type, time
-	case dhcpv6.DUID_LL:
-		return len(d) >= 4 // hardware type
-	case dhcpv6.DUID_EN:
-		return len(d) >= 6 // enterprise number
-	case dhcpv6.DUID_UUID:
-		return len(d) == 18
-	}
-	return true
-}
-
-// errMalformed is a relay layer that does not decode.
-var errMalformed = errors.New("malformed")
-
-// decodeRelay is dhcpv6.RelayMessageFromBytes (data is a relay message),
-// decoding into the packet context's relay layers and their option lists,
-// and the layers and message inside them (parseRelayOption) likewise.
-func (pc *pctx) decodeRelay(data []byte) (*dhcpv6.RelayMessage, error) {
-	i := pc.nRelays
-	if i == len(pc.rxRelays) {
-		return dhcpv6.RelayMessageFromBytes(data)
-	}
-	if len(data) < dhcpv6.RelayHeaderSize {
-		return nil, errMalformed
-	}
-	pc.nRelays++
-	r := &pc.rxRelays[i]
-	r.MessageType, r.HopCount = dhcpv6.MessageType(data[0]), data[1]
-	la, pa := &pc.rxAddrs[2*i], &pc.rxAddrs[2*i+1]
-	copy(la[:], data[2:18])
-	copy(pa[:], data[18:34])
-	r.LinkAddr, r.PeerAddr = la[:], pa[:]
-	r.Options.Options = pc.rxRelayOpts[i][:0]
-	err := parseOptions(&r.Options.Options, data[dhcpv6.RelayHeaderSize:], pc.parseRelayOption)
-	pc.rxRelayOpts[i] = r.Options.Options
-	return r, err
-}
-
-// parseRelayOption is dhcpv6.ParseOption for a relay layer's options, the
-// Relay Message option decoded by decodeRelay or decodeMessage.
-func (pc *pctx) parseRelayOption(code dhcpv6.OptionCode, data []byte) (dhcpv6.Option, error) {
-	if code != dhcpv6.OptionRelayMsg {
-		return dhcpv6.ParseOption(code, data)
-	}
-	if len(data) == 0 {
-		return nil, errMalformed
-	}
-	if t := dhcpv6.MessageType(data[0]); t == dhcpv6.MessageTypeRelayForward || t == dhcpv6.MessageTypeRelayReply {
-		r, err := pc.decodeRelay(data)
-		if err != nil {
-			return nil, err
-		}
-		return dhcpv6.OptRelayMessage(r), nil
-	}
-	m, ok := pc.decodeMessage(data)
-	if !ok {
-		return nil, errMalformed
-	}
-	return dhcpv6.OptRelayMessage(m), nil
 }
 
 // validate applies RFC 8415 §16's discard rules.
