@@ -3,9 +3,6 @@ package control
 import (
 	"encoding/json"
 	"io"
-	"reflect"
-	"strconv"
-	"time"
 )
 
 // LeaseWriter writes leases one at a time as the indented JSON array that
@@ -89,60 +86,11 @@ func (lw *LeaseWriter) Close() error {
 // Count is the number of leases written.
 func (lw *LeaseWriter) Count() int { return lw.n }
 
-// appendLeaseJSON appends l as json.MarshalIndent(l, "  ", "  ") would,
-// field by field instead of by reflection.
+// appendLeaseJSON appends l as an element of the indented array.
 func appendLeaseJSON(b []byte, l *Lease) ([]byte, error) {
-	b = append(b, "{\n    \"prefix\": "...)
-	b = appendJSONString(b, l.Prefix)
-	b = append(b, ",\n    \"kind\": "...)
-	b = appendJSONString(b, l.Kind)
-	b = append(b, ",\n    \"duid\": "...)
-	b = appendJSONString(b, l.DUID)
-	b = append(b, ",\n    \"iaid\": "...)
-	b = strconv.AppendUint(b, uint64(l.IAID), 10)
-	b = append(b, ",\n    \"state\": "...)
-	b = appendJSONString(b, l.State)
-	b = append(b, ",\n    \"link\": "...)
-	b = appendJSONString(b, l.Link)
-	b = append(b, ",\n    \"prefix-name\": "...)
-	b = appendJSONString(b, l.PrefixName)
-	b = append(b, ",\n    \"preferred\": "...)
-	b = strconv.AppendUint(b, uint64(l.Preferred), 10)
-	b = append(b, ",\n    \"valid\": "...)
-	b = strconv.AppendUint(b, uint64(l.Valid), 10)
-	b = append(b, ",\n    \"start\": "...)
-	b, err := appendJSONTime(b, l.Start)
+	js, err := json.MarshalIndent(l, "  ", "  ")
 	if err != nil {
 		return nil, err
 	}
-	b = append(b, ",\n    \"expires\": "...)
-	if b, err = appendJSONTime(b, l.Expires); err != nil {
-		return nil, err
-	}
-	return append(b, "\n  }"...), nil
-}
-
-// appendJSONString appends s quoted as encoding/json does (HTML-escaped).
-// Printable ASCII without quote, backslash, <, > or & is copied; anything
-// else goes through encoding/json.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			js, _ := json.Marshal(s) // a string always marshals
-			return append(b, js...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
-// appendJSONTime appends t as time.Time's MarshalJSON does.
-func appendJSONTime(b []byte, t time.Time) ([]byte, error) {
-	out, err := t.AppendText(append(b, '"'))
-	if err != nil {
-		_, err = t.MarshalJSON() // for its wording
-		return nil, &json.MarshalerError{Type: reflect.TypeFor[time.Time](), Err: err}
-	}
-	return append(out, '"'), nil
+	return append(b, js...), nil
 }

@@ -129,7 +129,7 @@ func TestLeaseListErrors(t *testing.T) {
 	// A list cut inside a lease, or not a list at all.
 	for _, tc := range []struct{ name, body, err string }{
 		{"cut", "[\n  {\n    \"prefix\": \"2001:db8::1/128\",\n    \"ki", "unexpected EOF"},
-		{"garbage", "[\n  {\"prefix\": \"2001:db8::1/128\"}\n  {", "invalid character '{' after lease 1"},
+		{"garbage", "[\n  {\"prefix\": \"2001:db8::1/128\"}\n  {", "lease 2: expected comma after array element"},
 		{"object", "{\"leases\": []}", "invalid character '{' looking for the beginning of the lease array"},
 	} {
 		sock := startCannedAbort(t, []byte(tc.body))
