@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -83,6 +84,11 @@ func start(ctx context.Context, cfgPath string, cfg *config.Config, log *slog.Lo
 	d.fo.routes(d.control)
 	log.Info("hook6d started", "version", version, "config", cfg.File, "listen", d.listener.LocalAddr(),
 		"interfaces", cfg.Server.Interfaces, "leases", store.Len(), "server-duid", control.FormatDUID(duid))
+	// Loading the leases left garbage the size of the database (records
+	// decoded on the way into the index); collect it and hand its pages
+	// back now rather than whenever the runtime gets round to it. In the
+	// background: the server is ready meanwhile.
+	go debug.FreeOSMemory()
 	return d, nil
 }
 
