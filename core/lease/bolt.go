@@ -97,10 +97,10 @@ type BoltStore struct {
 	retained []op       // logged, a failed checkpoint's
 	full     []*walFile // rotated out, not yet checkpointed
 	spares   []string   // checkpointed files, for reuse
-	lastTrim time.Time
 
 	// Set by tests only: failWrite fails one writer's write, failLog a
-	// whole group's log write, failCheckpoint a checkpoint's transaction.
+	// whole group's log write, failCheckpoint a transaction moving logged
+	// changes into bbolt.
 	failWrite      func([]op) error
 	failLog        func() error
 	failCheckpoint func() error
@@ -382,7 +382,7 @@ func (s *BoltStore) commitGroup(ops []op) error {
 	}
 	size := 0
 	for i := range ops {
-		size += walHeaderLen + 1 + prefixKeyLen + len(ops[i].val)
+		size += walRecordLen(&ops[i])
 	}
 	buf := make([]byte, 0, size)
 	seq := uint32(s.wal.seq)

@@ -14,8 +14,8 @@ import (
 
 // replay moves the records of the log files written since the last
 // checkpoint into bbolt, in one transaction, opens the log files writes go
-// to now and after the next checkpoint, and keeps the others as spares. It returns the number of
-// records replayed.
+// to now and after the next checkpoint, and keeps the others as spares.
+// It returns the number of records replayed.
 func (s *BoltStore) replay() (int, error) {
 	var ckpt uint64
 	if err := s.db.View(func(tx *bolt.Tx) error {
@@ -31,7 +31,7 @@ func (s *BoltStore) replay() (int, error) {
 		return 0, err
 	}
 	last := ckpt
-	var entries []walEntry
+	var ops []op
 	var replayed []string
 	for _, seq := range seqs {
 		path := walPath(s.path, seq)
@@ -40,30 +40,15 @@ func (s *BoltStore) replay() (int, error) {
 			s.spares = append(s.spares, path)
 			continue
 		}
-		es, err := readWAL(path, seq)
+		logged, err := readWAL(path, seq)
 		if err != nil {
 			return 0, err
 		}
-		entries = append(entries, es...)
+		ops = append(ops, logged...)
 		replayed = append(replayed, path)
 	}
 	if len(replayed) > 0 {
-		err := s.db.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(leasesBucket)
-			for _, e := range entries {
-				var err error
-				if e.val == nil {
-					err = b.Delete(e.key)
-				} else {
-					err = b.Put(e.key, e.val)
-				}
-				if err != nil {
-					return err
-				}
-			}
-			return tx.Bucket(metaBucket).Put(walCheckpointKey, binary.BigEndian.AppendUint64(nil, last))
-		})
-		if err != nil {
+		if err := s.commitToBolt(ops, last); err != nil {
 			return 0, err
 		}
 		s.spares = append(s.spares, replayed...)
@@ -75,7 +60,7 @@ func (s *BoltStore) replay() (int, error) {
 		return 0, err
 	}
 	s.nextWAL, err = newWALFile(s.path, last+2, s.takeSpare(), !s.nosync)
-	return len(entries), err
+	return len(ops), err
 }
 
 // checkpointer checkpoints every checkpointEvery, or sooner when the log
@@ -84,7 +69,7 @@ func (s *BoltStore) checkpointer() {
 	defer close(s.done)
 	t := time.NewTicker(s.ckptEvery)
 	defer t.Stop()
-	s.lastTrim = time.Now()
+	lastTrim := time.Now()
 	for {
 		select {
 		case <-s.stop:
@@ -95,9 +80,9 @@ func (s *BoltStore) checkpointer() {
 		if err := s.checkpoint(); err != nil {
 			s.log.Warn("lease checkpoint failed; the log keeps the changes", "err", err)
 		}
-		if time.Since(s.lastTrim) >= trimEvery {
+		if time.Since(lastTrim) >= trimEvery {
 			s.trimMapped()
-			s.lastTrim = time.Now()
+			lastTrim = time.Now()
 		}
 	}
 }
@@ -135,8 +120,25 @@ func (s *BoltStore) checkpoint() error {
 	s.walMu.Unlock()
 	s.full = append(s.full, old)
 	ops = append(s.retained, ops...)
+	if err := s.commitToBolt(ops, old.seq); err != nil {
+		s.retained = ops
+		return fmt.Errorf("checkpointing %d lease changes: %w", len(ops), err)
+	}
+	s.retained = nil
+	for _, w := range s.full {
+		w.f.Close()
+		s.spares = append(s.spares, w.path)
+	}
+	s.full = nil
+	s.dropSpares()
+	return nil
+}
+
+// commitToBolt writes the last op of each key in ops into bbolt and
+// records log file seq as the last one bbolt holds, in one transaction.
+func (s *BoltStore) commitToBolt(ops []op, seq uint64) error {
 	writes := lastPerKey(ops)
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
 		if s.failCheckpoint != nil {
 			if err := s.failCheckpoint(); err != nil {
 				return err
@@ -154,20 +156,8 @@ func (s *BoltStore) checkpoint() error {
 				return err
 			}
 		}
-		return tx.Bucket(metaBucket).Put(walCheckpointKey, binary.BigEndian.AppendUint64(nil, old.seq))
+		return tx.Bucket(metaBucket).Put(walCheckpointKey, binary.BigEndian.AppendUint64(nil, seq))
 	})
-	if err != nil {
-		s.retained = ops
-		return fmt.Errorf("checkpointing %d lease changes: %w", len(ops), err)
-	}
-	s.retained = nil
-	for _, w := range s.full {
-		w.f.Close()
-		s.spares = append(s.spares, w.path)
-	}
-	s.full = nil
-	s.dropSpares()
-	return nil
 }
 
 // lastPerKey returns the last op of each key in ops, in key order: what a

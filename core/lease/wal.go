@@ -78,14 +78,19 @@ func walFiles(db string) ([]uint64, error) {
 	return seqs, nil
 }
 
-// appendWALRecord appends o's record, tagged with file number seq.
-func appendWALRecord(buf []byte, seq uint32, o *op) []byte {
-	n := 1 + prefixKeyLen
+// walRecordLen is the length of o's record.
+func walRecordLen(o *op) int {
+	n := walHeaderLen + 1 + prefixKeyLen
 	if !o.del {
 		n += len(o.val)
 	}
+	return n
+}
+
+// appendWALRecord appends o's record, tagged with file number seq.
+func appendWALRecord(buf []byte, seq uint32, o *op) []byte {
 	start := len(buf)
-	buf = binary.LittleEndian.AppendUint32(buf, uint32(n))
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(walRecordLen(o)-walHeaderLen))
 	buf = binary.LittleEndian.AppendUint32(buf, seq)
 	buf = append(buf, 0, 0, 0, 0) // checksum, below
 	if o.del {
@@ -102,20 +107,14 @@ func appendWALRecord(buf []byte, seq uint32, o *op) []byte {
 	return buf
 }
 
-// walEntry is one replayed record.
-type walEntry struct {
-	key []byte
-	val []byte // nil: delete
-}
-
-// readWAL returns the records of log file seq, up to the first that does
-// not fit.
-func readWAL(path string, seq uint64) ([]walEntry, error) {
+// readWAL returns the writes recorded in log file seq, up to the first
+// record that does not fit. A put's val aliases the file's bytes.
+func readWAL(path string, seq uint64) ([]op, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var es []walEntry
+	var ops []op
 	for len(data) >= walHeaderLen {
 		n := binary.LittleEndian.Uint32(data)
 		if n < 1+prefixKeyLen || n > walMaxRecord || int(n) > len(data)-walHeaderLen ||
@@ -127,18 +126,20 @@ func readWAL(path string, seq uint64) ([]walEntry, error) {
 		if sum != binary.LittleEndian.Uint32(data[8:]) {
 			break
 		}
-		e := walEntry{key: payload[1 : 1+prefixKeyLen]}
+		var o op
+		copy(o.key[:], payload[1:1+prefixKeyLen])
 		switch payload[0] {
 		case walPut:
-			e.val = payload[1+prefixKeyLen:]
+			o.val = payload[1+prefixKeyLen:]
 		case walDelete:
+			o.del = true
 		default:
-			return es, fmt.Errorf("%s: record of unknown kind %d", path, payload[0])
+			return ops, fmt.Errorf("%s: record of unknown kind %d", path, payload[0])
 		}
-		es = append(es, e)
+		ops = append(ops, o)
 		data = data[walHeaderLen+n:]
 	}
-	return es, nil
+	return ops, nil
 }
 
 // newWALFile makes log file seq of db: a spare renamed, when there is one,
