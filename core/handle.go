@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/hook6/hook6/core/lease"
@@ -69,14 +68,15 @@ type pctx struct {
 	arena replyArena     // the answer's objects
 }
 
-var pctxPool = sync.Pool{New: func() any { return new(pctx) }}
-
 // Handle processes one datagram and returns the bytes to send back to
 // pkt.Source (a client or the outermost relay), or nil when nothing is to
 // be sent. Leases in the answer are durable when Handle returns.
 func (s *Server) Handle(ctx context.Context, pkt *Packet) []byte {
 	s.stats.received.Add(1)
-	pc := pctxPool.Get().(*pctx)
+	pc, _ := s.pctxs.Get().(*pctx)
+	if pc == nil {
+		pc = new(pctx)
+	}
 	pc.s, pc.st, pc.ctx, pc.now, pc.pkt, pc.src, pc.runner = s, s.st.Load(), ctx, s.opts.Now(), pkt, pkt.Source, s.Runner()
 	out, reason := pc.handle()
 	if reason != "" {
@@ -94,6 +94,7 @@ func (s *Server) Handle(ctx context.Context, pkt *Packet) []byte {
 
 // recycle clears pc, keeping its scratch space, and pools it.
 func (pc *pctx) recycle() {
+	s := pc.s
 	clear(pc.relays)
 	clear(pc.prefs)
 	ias := pc.iaBuf[:cap(pc.iaBuf)]
@@ -110,7 +111,7 @@ func (pc *pctx) recycle() {
 		held:    keep(pc.held),
 		enc:     pc.enc[:0], // bounded by encode
 	}
-	pctxPool.Put(pc)
+	s.pctxs.Put(pc)
 }
 
 // keep returns s emptied for the next packet, or nil when an unusual
@@ -207,17 +208,10 @@ func (pc *pctx) decode() string {
 // validate applies RFC 8415 §16's discard rules.
 func (pc *pctx) validate() string {
 	m := pc.msg
-	// The IDs as received (the decoded options re-encode to the same
-	// bytes); only the Client ID is kept, so only it is copied.
-	clientID, serverID := rawIDs(pc.pkt.Data)
-	if pc.s.verifyEncoding {
-		if c, s := rawOption(m.Options.Options, dhcpv6.OptionClientID), rawOption(m.Options.Options, dhcpv6.OptionServerID); !bytes.Equal(c, clientID) || (c == nil) != (clientID == nil) || !bytes.Equal(s, serverID) || (s == nil) != (serverID == nil) {
-			panic(fmt.Sprintf("raw IDs %x %x, decoded %x %x", clientID, serverID, c, s))
-		}
-	}
+	clientID := rawOption(m.Options.Options, dhcpv6.OptionClientID)
+	serverID := rawOption(m.Options.Options, dhcpv6.OptionServerID)
 	if clientID != nil {
-		pc.duidKey = string(clientID)
-		pc.duid = []byte(pc.duidKey)
+		pc.duid, pc.duidKey = clientID, string(clientID)
 	}
 	unicast := pc.pkt.Unicast && len(pc.relays) == 0
 	switch m.MessageType {
@@ -423,44 +417,6 @@ func (pc *pctx) run(c *hooks.Context) bool {
 
 func (pc *pctx) log() *slog.Logger {
 	return pc.s.opts.Logger.With("client", pc.src.Addr(), "xid", pc.msg.TransactionID.String())
-}
-
-// rawIDs returns the data of the Client ID and Server ID options (the
-// first of each, nil if absent) of the client message in data, inside
-// its Relay-forw layers, as decode found them: data must have decoded.
-// The slices alias data.
-func rawIDs(data []byte) (clientID, serverID []byte) {
-	for len(data) > 0 {
-		switch dhcpv6.MessageType(data[0]) {
-		case dhcpv6.MessageTypeRelayForward, dhcpv6.MessageTypeRelayReply:
-			if len(data) < dhcpv6.RelayHeaderSize {
-				return nil, nil
-			}
-			data = findOption(data[dhcpv6.RelayHeaderSize:], dhcpv6.OptionRelayMsg)
-		default:
-			if len(data) < 4 {
-				return nil, nil
-			}
-			return findOption(data[4:], dhcpv6.OptionClientID), findOption(data[4:], dhcpv6.OptionServerID)
-		}
-	}
-	return nil, nil
-}
-
-// findOption returns the data of the first option with code in the
-// encoded options b, nil if absent.
-func findOption(b []byte, code dhcpv6.OptionCode) []byte {
-	for len(b) >= 4 {
-		c, n := dhcpv6.OptionCode(binary.BigEndian.Uint16(b)), int(binary.BigEndian.Uint16(b[2:]))
-		if len(b) < 4+n {
-			return nil
-		}
-		if c == code {
-			return b[4 : 4+n : 4+n]
-		}
-		b = b[4+n:]
-	}
-	return nil
 }
 
 // rawOption returns the data of the first option with code, nil if absent.

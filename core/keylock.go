@@ -8,15 +8,13 @@ import "sync"
 type keyLocks struct {
 	mu    sync.Mutex
 	locks map[string]*keyLock
+	free  sync.Pool // locks of keys no one holds or waits for
 }
 
 type keyLock struct {
 	sync.Mutex
 	refs int
 }
-
-// keyLockPool recycles the locks of keys no one holds or waits for.
-var keyLockPool = sync.Pool{New: func() any { return new(keyLock) }}
 
 // lock locks key and returns its lock, to give back to unlock.
 func (k *keyLocks) lock(key string) *keyLock {
@@ -26,7 +24,9 @@ func (k *keyLocks) lock(key string) *keyLock {
 	}
 	l := k.locks[key]
 	if l == nil {
-		l = keyLockPool.Get().(*keyLock)
+		if l, _ = k.free.Get().(*keyLock); l == nil {
+			l = new(keyLock)
+		}
 		k.locks[key] = l
 	}
 	l.refs++
@@ -47,6 +47,6 @@ func (k *keyLocks) unlock(key string, l *keyLock) {
 	}
 	k.mu.Unlock()
 	if last {
-		keyLockPool.Put(l)
+		k.free.Put(l)
 	}
 }

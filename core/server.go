@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -71,9 +72,10 @@ type Server struct {
 	// serverIDOption is the Server ID option of every answer.
 	serverIDOption dhcpv6.Option
 	// verifyEncoding (tests) checks every answer's encoding against
-	// Message.ToBytes, and the IDs read from the datagram against the
-	// decoded options; a mismatch panics.
+	// Message.ToBytes; a mismatch panics.
 	verifyEncoding bool
+	// pctxs recycles packet contexts (see pctx).
+	pctxs sync.Pool
 }
 
 type runnerBox struct{ r hooks.Runner }
