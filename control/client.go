@@ -185,18 +185,12 @@ func (c *Client) eachLeaseAt(ctx context.Context, path string, fn func(l *Lease)
 		return err
 	}
 	defer resp.Body.Close()
-	fail := func(err error) error {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return fmt.Errorf("GET %s: reading answer: %w", path, err)
-	}
-	lr := newLeaseReader(resp.Body)
+	lr := newLeaseReader(resp.Body) // a list cut short: io.ErrUnexpectedEOF
 	var l Lease
 	for {
 		ok, err := lr.Next(&l)
 		if err != nil {
-			return fail(err)
+			return fmt.Errorf("GET %s: reading answer: %w", path, err)
 		}
 		if !ok {
 			return nil
