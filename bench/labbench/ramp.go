@@ -14,13 +14,15 @@ const MaxLoss = 1.0
 // of the offered rate was limited by the load generator, not the server.
 const clientShortfall = 0.95
 
-// Exchange is one exchange type's figures in a step.
+// Exchange is one exchange type's figures in a step. P50ms and P99ms
+// need perfdhcp -x t, which only the latency step runs with (see
+// Latency); a ramp step has none.
 type Exchange struct {
 	Sent     int     `json:"sent"`
 	Received int     `json:"received"`
 	Drops    int     `json:"drops"`
-	P50ms    float64 `json:"p50_ms"`
-	P99ms    float64 `json:"p99_ms"`
+	P50ms    float64 `json:"p50_ms,omitempty"`
+	P99ms    float64 `json:"p99_ms,omitempty"`
 	AvgMs    float64 `json:"avg_ms"`
 	MaxMs    float64 `json:"max_ms"`
 }
@@ -57,8 +59,9 @@ type Step struct {
 	Retried         bool    `json:"retried,omitempty"`
 }
 
-// NewStep computes a step's figures from perfdhcp's result (run with
-// -x t), the step's duration and the server CPU time it used.
+// NewStep computes a step's figures from perfdhcp's result, the step's
+// duration and the server CPU time it used. The percentiles come from
+// perfdhcp's -x t timestamps, and are zero without them.
 func NewStep(offered int, dur time.Duration, r lab.PerfResult, cpu time.Duration) (Step, error) {
 	delays, err := Delays(r.Output)
 	if err != nil {

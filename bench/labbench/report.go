@@ -19,9 +19,12 @@ type Run struct {
 	Steps  []Step `json:"steps"`
 	// Sustained is the passing step with the highest rate; nil when none
 	// passed.
-	Sustained *Step  `json:"sustained,omitempty"`
-	Error     string `json:"error,omitempty"`
-	Note      string `json:"note,omitempty"`
+	Sustained *Step `json:"sustained,omitempty"`
+	// Latency is the step at the sustained rate with perfdhcp -x t that
+	// the percentiles come from; nil for a run that was not ramped.
+	Latency *Latency `json:"latency,omitempty"`
+	Error   string   `json:"error,omitempty"`
+	Note    string   `json:"note,omitempty"`
 }
 
 // Finish sets Sustained from the steps.
@@ -188,7 +191,8 @@ func (r *Result) WriteJSON(dir string) (string, error) {
 	return path, nil
 }
 
-// StepLine is the one-line progress report of a step.
+// StepLine is the one-line progress report of a step; Request–Reply
+// percentiles only for a step run with perfdhcp -x t.
 func StepLine(run string, s Step) string {
 	verdict := "ok"
 	switch {
@@ -200,8 +204,12 @@ func StepLine(run string, s Step) string {
 	if s.Retried {
 		verdict += " (retry)"
 	}
-	return fmt.Sprintf("%-22s offered %6d/s  done %8.0f/s  loss %6.2f%%  RR p50 %6.2f ms p99 %7.2f ms  cpu %5.2fs perfdhcp %5.2fs  overflows srv %d cli %d  load %4.1f  %s",
-		run, s.Offered, s.Rate, s.Loss, s.RR.P50ms, s.RR.P99ms, s.CPU, s.ClientCPU,
+	rr := fmt.Sprintf("RR avg %6.2f max %6.1f ms", s.RR.AvgMs, s.RR.MaxMs)
+	if s.RR.P50ms > 0 {
+		rr += fmt.Sprintf(" p50 %.2f p99 %.2f ms", s.RR.P50ms, s.RR.P99ms)
+	}
+	return fmt.Sprintf("%-22s offered %6d/s  done %8.0f/s  loss %6.2f%%  %s  cpu %5.2fs perfdhcp %5.2fs  overflows srv %d cli %d  load %4.1f  %s",
+		run, s.Offered, s.Rate, s.Loss, rr, s.CPU, s.ClientCPU,
 		s.ServerOverflows, s.ClientOverflows, s.Load, verdict)
 }
 
@@ -211,29 +219,9 @@ func (r *Result) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "\nhook6 vs Kea — %d cores, %s, load %.1f at start; %gs steps, loss ≤ %g%%\n\n",
 		r.Machine.Cores, r.Machine.Kernel, r.Machine.LoadStart, r.Settings.StepSeconds, r.Settings.MaxLossPct)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "run\tleases\tsustained/s\toffered\tloss %\tdrops\tSA p50/p99 ms\tRR p50/p99 ms\tRR avg/max ms\tCPU s\tCPU ms/1k\tload\t")
+	fmt.Fprintln(tw, "run\tleases\tsustained/s\toffered\tloss %\tdrops\tRR avg/max ms\tCPU s\tCPU ms/1k\tload\tlat. step/s\tlat. loss %\tSA p50/p99 ms\tRR p50/p99 ms\t")
 	for _, run := range r.Runs {
-		s := run.Sustained
-		if s == nil {
-			why := "no step passed"
-			if run.Error != "" {
-				why = run.Error
-			}
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t %s\n", run.Name, shortLeases(run.Leases), oneLine(why))
-			continue
-		}
-		mark := ""
-		if s.ClientBound {
-			mark = "≥"
-		}
-		cpu := fmt.Sprintf("%.2f", s.CPU)
-		if s.PeerCPU > 0 {
-			cpu += fmt.Sprintf("+%.2f", s.PeerCPU)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s%.0f\t%d\t%.2f\t%d\t%.2f/%.2f\t%.2f/%.2f\t%.2f/%.1f\t%s\t%.0f\t%.1f\t\n",
-			run.Name, shortLeases(run.Leases), mark, s.Rate, s.Offered, s.Loss, s.Drops,
-			s.SA.P50ms, s.SA.P99ms, s.RR.P50ms, s.RR.P99ms, s.RR.AvgMs, s.RR.MaxMs,
-			cpu, s.CPUPer1k, s.Load)
+		fmt.Fprintln(tw, runRow(run))
 	}
 	tw.Flush()
 	if len(r.Ratios) > 0 {
@@ -263,8 +251,47 @@ func (r *Result) WriteTable(w io.Writer) {
 	if len(r.Profiles) > 0 {
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w, "\nlatency: p50/p99 from perfdhcp -x t timestamps; avg/max as perfdhcp prints them.")
+	fmt.Fprintln(w, "\nSA/RR p50/p99: from each run's latency step, an extra step at its sustained offered rate (lat. step/s)")
+	fmt.Fprintln(w, "with perfdhcp -x t, whose per-exchange timestamps cost perfdhcp CPU the ramp steps are spared; lat. loss %:")
+	fmt.Fprintln(w, "that step's loss. RR avg/max: perfdhcp's own, in the sustained ramp step.")
 	fmt.Fprintln(w, "CPU s: server process during the step (+ failover partner); CPU ms/1k: server CPU per 1000 exchanges.")
+}
+
+// runRow is a run's line of the table, cells ended by tabs, and why its
+// figures are missing after the last cell.
+func runRow(run Run) string {
+	s := run.Sustained
+	if s == nil {
+		why := "no step passed"
+		if run.Error != "" {
+			why = run.Error
+		}
+		return fmt.Sprintf("%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t %s", run.Name, shortLeases(run.Leases), oneLine(why))
+	}
+	mark := ""
+	if s.ClientBound {
+		mark = "≥"
+	}
+	cpu := fmt.Sprintf("%.2f", s.CPU)
+	if s.PeerCPU > 0 {
+		cpu += fmt.Sprintf("+%.2f", s.PeerCPU)
+	}
+	row := fmt.Sprintf("%s\t%s\t%s%.0f\t%d\t%.2f\t%d\t%.2f/%.1f\t%s\t%.0f\t%.1f\t",
+		run.Name, shortLeases(run.Leases), mark, s.Rate, s.Offered, s.Loss, s.Drops,
+		s.RR.AvgMs, s.RR.MaxMs, cpu, s.CPUPer1k, s.Load)
+	return row + latencyCells(run.Latency)
+}
+
+// latencyCells are the table's cells of a latency step: "-" and why when
+// it has no figures.
+func latencyCells(l *Latency) string {
+	switch {
+	case l == nil:
+		return "-\t-\t-\t-\t"
+	case l.NotMeasured != "":
+		return "-\t-\t-\t-\t " + oneLine(l.NotMeasured)
+	}
+	return fmt.Sprintf("%d\t%.2f\t%.2f/%.2f\t%.2f/%.2f\t", l.Offered, l.Loss, l.SA.P50ms, l.SA.P99ms, l.RR.P50ms, l.RR.P99ms)
 }
 
 func shortLeases(s string) string {

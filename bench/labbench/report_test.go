@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,9 @@ func testResult() *Result {
 	for i := range r.Runs {
 		r.Runs[i].Finish()
 	}
+	r.Runs[0].Latency = &Latency{Offered: 4000, Loss: 0.25, SA: Exchange{P50ms: 1.5, P99ms: 9.75}, RR: Exchange{P50ms: 2.5, P99ms: 12.5}}
+	r.Runs[2].Latency = &Latency{NotMeasured: "latency step: kea-dhcp6 exited"}
+	r.Runs[4].Latency = &Latency{NotMeasured: NoLatency}
 	return r
 }
 
@@ -65,6 +69,47 @@ func TestWriteTable(t *testing.T) {
 	}
 }
 
+func TestWriteTableLatency(t *testing.T) {
+	var b bytes.Buffer
+	testResult().WriteTable(&b)
+	lines := strings.Split(b.String(), "\n")
+	row := func(name string) string {
+		for _, l := range lines {
+			if strings.HasPrefix(strings.TrimSpace(l), name+"  ") { // cells are 2 spaces apart
+				return l
+			}
+		}
+		t.Fatalf("no row for %s:\n%s", name, b.String())
+		return ""
+	}
+	// kea's latency step at 4000/s: its loss and percentiles, at the end.
+	if f := strings.Fields(row("kea")); !slices.Equal(f[len(f)-4:], []string{"4000", "0.25", "1.50/9.75", "2.50/12.50"}) {
+		t.Errorf("kea's latency cells %q", f)
+	}
+	// hook6's step failed: no figures, and why.
+	if r := row("hook6"); !strings.HasSuffix(r, "- latency step: kea-dhcp6 exited") {
+		t.Errorf("hook6's row %q lacks why its latency is missing", r)
+	}
+	// kea-slow was never measured (nil): dashes.
+	if f := strings.Fields(row("kea-slow")); !slices.Equal(f[len(f)-4:], []string{"-", "-", "-", "-"}) {
+		t.Errorf("kea-slow's latency cells %q", f)
+	}
+	if !strings.Contains(b.String(), "perfdhcp -x t") {
+		t.Error("the footnote does not say where the percentiles come from")
+	}
+}
+
+func TestStepLine(t *testing.T) {
+	ramp := Step{Offered: 6000, Rate: 5990, RR: Exchange{AvgMs: 1.25, MaxMs: 30}, Pass: true}
+	if l := StepLine("kea", ramp); !strings.Contains(l, "RR avg   1.25 max   30.0 ms ") || strings.Contains(l, "p50") {
+		t.Errorf("ramp step line %q: want avg/max and no percentiles", l)
+	}
+	ramp.RR.P50ms, ramp.RR.P99ms = 0.5, 7.25
+	if l := StepLine("kea", ramp); !strings.Contains(l, "p50 0.50 p99 7.25 ms") {
+		t.Errorf("latency step line %q lacks its percentiles", l)
+	}
+}
+
 func TestWriteJSON(t *testing.T) {
 	dir := t.TempDir()
 	r := testResult()
@@ -86,5 +131,15 @@ func TestWriteJSON(t *testing.T) {
 	}
 	if len(back.Runs) != 5 || back.Runs[2].Sustained == nil || back.Runs[2].Sustained.Rate != 8000 || back.Scale.Leases != 1000 {
 		t.Errorf("read back %+v", back)
+	}
+	if l := back.Runs[0].Latency; l == nil || l.Offered != 4000 || l.RR.P99ms != 12.5 {
+		t.Errorf("kea's latency read back as %+v", l)
+	}
+	if l := back.Runs[4].Latency; l == nil || l.NotMeasured != NoLatency {
+		t.Errorf("broken's latency read back as %+v, want %q", l, NoLatency)
+	}
+	// Ramp steps have no percentiles: none written, rather than zeros.
+	if bytes.Contains(a, []byte(`"p50_ms": 0,`)) {
+		t.Error("zero percentiles written for steps without timestamps")
 	}
 }
