@@ -190,7 +190,8 @@ type setup struct {
 var errPoolTooSmall = errors.New("pool too small")
 
 // ramp sets up the named runs, each in a lab of its own, and ramps them
-// together (labbench.RampAll), then profiles hook6 at its sustained rate.
+// together (labbench.RampAll), then measures each run's latency at its
+// sustained rate and profiles hook6 there.
 func (b *bench) ramp(t *testing.T, names []string) {
 	var ss []*setup
 	for _, name := range names {
@@ -208,7 +209,7 @@ func (b *bench) ramp(t *testing.T, names []string) {
 		if m := ss[i].maxRate; m > 0 && rate > m {
 			return labbench.Step{}, errPoolTooSmall
 		}
-		return b.runStep(ss[i].env, ss[i].srv, rate, ss[i].run.Leases, "")
+		return b.runStep(ss[i].env, ss[i].srv, rate, stepOpts{leases: ss[i].run.Leases})
 	}, func(i int, st labbench.Step) { fmt.Println(labbench.StepLine(ss[i].run.Name, st)) })
 	for i, s := range ss {
 		s.run.Steps = steps[i]
@@ -220,6 +221,9 @@ func (b *bench) ramp(t *testing.T, names []string) {
 			s.run.Error = errs[i].Error()
 			t.Errorf("%s: %v", s.run.Name, errs[i])
 		}
+	}
+	for _, s := range ss {
+		b.latencyAt(t, s)
 		b.res.Runs = append(b.res.Runs, s.run)
 	}
 	for _, s := range ss {
@@ -296,6 +300,22 @@ func newEnv(t *testing.T) *env {
 	return &env{l: l, srv: s, cli: c}
 }
 
+// latencyAt runs s's latency step: one more step at its sustained rate,
+// with perfdhcp -x t, the ramp's steps being run without it (see
+// labbench.Latency).
+func (b *bench) latencyAt(t *testing.T, s *setup) {
+	err := s.run.MeasureLatency(func(rate int) (labbench.Step, error) {
+		st, err := b.runStep(s.env, s.srv, rate, stepOpts{leases: s.run.Leases, timestamps: true})
+		if err == nil {
+			fmt.Println(labbench.StepLine(s.run.Name+" (latency)", st))
+		}
+		return st, err
+	})
+	if err != nil {
+		t.Errorf("%s: %v", s.run.Name, err)
+	}
+}
+
 // profileAt runs one more step of s at its sustained rate with
 // HOOK6_CPUPROFILE set, and keeps the profile as file in the results
 // directory.
@@ -305,7 +325,7 @@ func (b *bench) profileAt(t *testing.T, s *setup, file string) {
 		t.Errorf("profile step: %v", err)
 		return
 	}
-	st, err := b.runStep(s.env, s.srv, s.run.Sustained.Offered, s.run.Leases, path)
+	st, err := b.runStep(s.env, s.srv, s.run.Sustained.Offered, stepOpts{leases: s.run.Leases, profile: path})
 	if err != nil {
 		t.Errorf("profile step: %v", err)
 		return
@@ -321,10 +341,19 @@ func (b *bench) outDir() string {
 	return filepath.Join(b.repo, "bench", "results")
 }
 
+// stepOpts are what a step is run with beyond its rate.
+type stepOpts struct {
+	leases  string // perfdhcp -e
+	profile string // where the server writes a CPU profile ("": none)
+	// timestamps runs perfdhcp with -x t, for the latency percentiles,
+	// which costs perfdhcp CPU the server would otherwise have.
+	timestamps bool
+}
+
 // runStep starts a fresh server (empty lease database), offers rate
 // exchanges per second for one step, and stops it.
-func (b *bench) runStep(e *env, srv server, rate int, leases, profile string) (labbench.Step, error) {
-	run, err := srv.start(e, profile)
+func (b *bench) runStep(e *env, srv server, rate int, o stepOpts) (labbench.Step, error) {
+	run, err := srv.start(e, o.profile)
 	if err != nil {
 		return labbench.Step{}, err
 	}
@@ -346,7 +375,7 @@ func (b *bench) runStep(e *env, srv server, rate int, leases, profile string) (l
 	}
 	res, err := e.cli.Perfdhcp(ctx, lab.PerfOptions{
 		Iface: cliIf, Rate: rate, Clients: clients, Duration: b.step,
-		Extra: perfExtra(leases),
+		Extra: perfExtra(o.leases, o.timestamps),
 	})
 	if err != nil {
 		return labbench.Step{}, err
@@ -373,9 +402,14 @@ func (b *bench) runStep(e *env, srv server, rate int, leases, profile string) (l
 	return st, nil
 }
 
-// perfExtra is perfdhcp's arguments beyond rate, clients and duration.
-func perfExtra(leases string) []string {
-	args := []string{"-e", leases, "-x", "t", "-W", "500000"}
+// perfExtra is perfdhcp's arguments beyond rate, clients and duration;
+// with timestamps, -x t (perfdhcp keeps every packet and lists each
+// exchange's send and receive times).
+func perfExtra(leases string, timestamps bool) []string {
+	args := []string{"-e", leases, "-W", "500000"}
+	if timestamps {
+		args = append(args, "-x", "t")
+	}
 	if *flagPerfMode != "" {
 		args = append(args, "-g", *flagPerfMode)
 	}
