@@ -17,8 +17,27 @@ func PrePacketEncode(c *hooks.Context) error {
 }
 `
 
-func benchScript(b *testing.B) *Script {
-	s, err := Load(Options{Path: "bench.go", Source: []byte(benchSrc)})
+// benchSrcOnWorkers is benchSrc importing sync: its calls are handed to
+// the script's workers.
+const benchSrcOnWorkers = header + `import (
+	"strings"
+	"sync"
+)
+
+var once sync.Once
+
+func PrePacketEncode(c *hooks.Context) error {
+	if strings.HasPrefix(c.Env.Value("class"), "gold") {
+		c.Response.SetPreference(255)
+	}
+	return nil
+}
+`
+
+func benchScript(b *testing.B) *Script { return benchScriptOf(b, benchSrc) }
+
+func benchScriptOf(b *testing.B, src string) *Script {
+	s, err := Load(Options{Path: "bench.go", Source: []byte(src)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -41,9 +60,15 @@ func BenchmarkDirectCall(b *testing.B) {
 	}
 }
 
-// BenchmarkHandleWithin adds the worker hand-off and the budget timer.
-func BenchmarkHandleWithin(b *testing.B) {
-	s := benchScript(b)
+// BenchmarkHandleWithin adds the budget timer (the call runs inline).
+func BenchmarkHandleWithin(b *testing.B) { benchHandleWithin(b, benchScript(b)) }
+
+// BenchmarkHandleWithinWorkers adds the hand-off to a worker.
+func BenchmarkHandleWithinWorkers(b *testing.B) {
+	benchHandleWithin(b, benchScriptOf(b, benchSrcOnWorkers))
+}
+
+func benchHandleWithin(b *testing.B, s *Script) {
 	c := ctx(hooks.PrePacketEncode)
 	c.Env.Set("class", "gold")
 	b.ReportAllocs()

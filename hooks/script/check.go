@@ -8,6 +8,7 @@ import (
 	"go/scanner"
 	"go/token"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -48,6 +49,23 @@ type source struct {
 	funcs   map[string]bool   // top-level function names
 	funcPos map[string]string // name → file:line, for messages
 	hasInit bool
+	// blocking is the first import through which the script can block in
+	// compiled code, where stopping its interpreter does not reach it;
+	// empty when it cannot (see blockingImports).
+	blocking string
+}
+
+// blockingImports are the allowed packages whose functions can block in
+// compiled code: a lock or wait group (package sync), a file or a
+// connection. Everything else a script can wait on is interpreted (loops,
+// channel operations) or made stoppable (time.Sleep), so stopping the
+// interpreter ends the call.
+func blockingImports() map[string]bool {
+	m := map[string]bool{"sync": true}
+	for _, p := range append(slices.Clone(filePackages), networkPackages...) {
+		m[p] = true
+	}
+	return m
 }
 
 // parse reads and checks a script before the interpreter sees it: imports
@@ -73,11 +91,14 @@ func parse(file string, src []byte, allow Allow) (*source, error) {
 		pos := fset.Position(p)
 		errs = append(errs, &CompileError{File: file, Line: pos.Line, Col: pos.Column, Msg: fmt.Sprintf(format, args...)})
 	}
-	allowed := allow.allowedImports()
+	allowed, blocking := allow.allowedImports(), blockingImports()
 	for _, im := range f.Imports {
 		p, _ := strconv.Unquote(im.Path.Value)
 		if !allowed[p] {
 			at(im.Pos(), "import %q is not allowed%s", p, importHint(p))
+		}
+		if blocking[p] && s.blocking == "" {
+			s.blocking = p
 		}
 	}
 	for _, d := range f.Decls {

@@ -6,10 +6,16 @@
 //
 // Scripts see a restricted standard library (no os/exec, unsafe, syscall,
 // plugin, reflect or runtime; files and network only when the extension's
-// Allow says so) and may not start goroutines unless allowed. Each call
-// runs on a worker of the script within its time budget; a call that runs
-// past it stops the script's interpreter, which is then rebuilt from the
-// same source in the background.
+// Allow says so) and may not start goroutines unless allowed.
+//
+// Each call has a time budget; a call that runs past it stops the
+// script's interpreter, which is then rebuilt from the same source in the
+// background. A script that can only wait in interpreted code (loops,
+// channel operations, time.Sleep) is called on the caller's goroutine,
+// and stopping the interpreter ends a runaway call there. A script
+// importing a package that can block in compiled code (sync, os, net…)
+// is called on workers of its own instead, so that a call stuck where a
+// stop cannot reach it ties up one of those workers, never the caller.
 package script
 
 //go:generate go run github.com/traefik/yaegi/cmd/yaegi extract -name script -include ^Key,^(Context|Env|Request|Response|Allocation|IA|IAType|LeaseEvent|Option|Relay|Point|Points|ParsePoint|IANA|IAPD|PostPacketDecode|PreClientLookup|PostClientLookup|GenerateLease|CheckLeaseAcceptable|LeaseStateChange|PrePacketEncode|PostPacketEncode)$ github.com/hook6/hook6/hooks
@@ -56,8 +62,9 @@ type Options struct {
 	Points []hooks.Point
 	Args   map[string]string // given to Init
 	Allow  Allow
-	// Workers is the number of goroutines running calls (default
-	// max(4, 2×GOMAXPROCS)).
+	// Workers is the number of goroutines running the calls of a script
+	// that can block in compiled code (default max(4, 2×GOMAXPROCS));
+	// other scripts run on the caller's goroutine.
 	Workers int
 	// InitTimeout bounds loading and Init (default 5s).
 	InitTimeout time.Duration
@@ -125,7 +132,12 @@ func Load(opts Options) (*Script, error) {
 		return nil, err
 	}
 	s := &Script{opts: opts, src: src, points: points, log: opts.Log, quit: make(chan struct{}), ready: make(chan struct{})}
-	s.jobs.New = func() any { return &job{done: make(chan error, 1)} }
+	s.jobs.New = func() any {
+		j := &job{done: make(chan error, 1)}
+		j.watch = time.AfterFunc(time.Hour, j.overrun)
+		j.watch.Stop()
+		return j
+	}
 	s.timers.New = func() any {
 		t := time.NewTimer(time.Hour)
 		t.Stop()
@@ -401,6 +413,15 @@ func (s *Script) HandleWithin(c *hooks.Context, budget time.Duration) error {
 	if int(c.Point) >= numPoints {
 		return fmt.Errorf("invalid point %v", c.Point)
 	}
+	if in := s.cur.Load(); in != nil && in.inline {
+		return s.callInline(in, c, budget)
+	}
+	return s.handOff(c, budget)
+}
+
+// handOff runs the call on a worker of the current instance, waiting for
+// one to be ready within the budget.
+func (s *Script) handOff(c *hooks.Context, budget time.Duration) error {
 	t := s.timers.Get().(*time.Timer)
 	t.Reset(budget)
 	defer func() {
@@ -426,6 +447,9 @@ func (s *Script) HandleWithin(c *hooks.Context, budget time.Duration) error {
 				return fmt.Errorf("%w (waited %v)", ErrUnavailable, budget)
 			}
 		}
+		if in.inline {
+			return s.callInline(in, c, budget)
+		}
 		fn := in.fns[c.Point]
 		if fn == nil {
 			return nil
@@ -447,6 +471,52 @@ func (s *Script) HandleWithin(c *hooks.Context, budget time.Duration) error {
 			return fmt.Errorf("%w: no worker became free within %v", hooks.ErrTimeout, budget)
 		}
 		return s.wait(in, j, t, budget)
+	}
+}
+
+// callInline runs the call on the caller's goroutine, watched by the
+// job's timer: past the budget the timer stops the interpreter, which
+// cuts the call short, and the standby interpreter takes its place.
+func (s *Script) callInline(in *instance, c *hooks.Context, budget time.Duration) error {
+	fn := in.fns[c.Point]
+	if fn == nil {
+		return nil
+	}
+	parent := c.Ctx
+	if parent == nil {
+		parent = context.Background()
+	}
+	j := s.jobs.Get().(*job)
+	j.prepare(c, fn, parent, budget)
+	j.in = in
+	c.Ctx = &j.ctx
+	j.watch.Reset(budget)
+	err := call(j)
+	c.Ctx = parent
+	watched := j.watch.Stop()
+	if !j.state.CompareAndSwap(jobRunning, jobDone) {
+		// The timer ran out first: wait until it has stopped the
+		// interpreter.
+		<-j.done
+		s.jobs.Put(j)
+		return fmt.Errorf("%w: %s did not return within %v", hooks.ErrTimeout, s.opts.Name, budget)
+	}
+	if watched {
+		s.jobs.Put(j) // else the timer's function may still look at j
+	}
+	if err == nil && in.stopped.Load() {
+		err = errStopped
+	}
+	return err
+}
+
+// overrun is the timer function of an inline call: the call ran past its
+// budget unless it has just returned.
+func (j *job) overrun() {
+	if j.state.CompareAndSwap(jobRunning, jobAbandoned) {
+		j.ctx.expire(context.DeadlineExceeded)
+		j.in.s.abort(j.in, "a call ran past its budget")
+		j.done <- nil
 	}
 }
 
@@ -506,6 +576,13 @@ func (s *Script) setCur(in *instance) {
 // abort stops a runaway instance, puts the standby interpreter in its
 // place and has a new standby built.
 func (s *Script) abort(in *instance, why string) {
+	// The standby takes new calls before the stop, which takes a while,
+	// cuts short the calls running in in.
+	s.mu.Lock()
+	if s.cur.Load() == in {
+		s.setCur(s.spare.Swap(nil))
+	}
+	s.mu.Unlock()
 	if !in.stop() {
 		return
 	}
@@ -513,9 +590,6 @@ func (s *Script) abort(in *instance, why string) {
 	s.log.Warn("script stopped", "why", why, "file", s.opts.Path)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cur.Load() == in {
-		s.setCur(s.spare.Swap(nil))
-	}
 	s.startFill()
 }
 
@@ -633,7 +707,7 @@ func (s *Script) Close() error {
 // build compiles src in a new interpreter, fetches its functions, starts
 // its workers and runs Init.
 func (s *Script) build(src *source) (*instance, error) {
-	in := &instance{s: s, jobs: make(chan *job), quit: make(chan struct{}), halt: make(chan struct{})}
+	in := &instance{s: s, jobs: make(chan *job), quit: make(chan struct{}), halt: make(chan struct{}), inline: src.blocking == ""}
 	ip, err := compile(src, s.opts, in.halt)
 	if err != nil {
 		return nil, err
@@ -642,8 +716,10 @@ func (s *Script) build(src *source) (*instance, error) {
 	if in.fns, err = functions(ip, src); err != nil {
 		return nil, err
 	}
-	for range s.opts.Workers {
-		go in.work()
+	if !in.inline {
+		for range s.opts.Workers {
+			go in.work()
+		}
 	}
 	if src.hasInit {
 		if err := s.runInit(in, src); err != nil {
@@ -654,7 +730,8 @@ func (s *Script) build(src *source) (*instance, error) {
 	return in, nil
 }
 
-// runInit calls the script's Init on a worker within InitTimeout.
+// runInit calls the script's Init on a goroutine of its own within
+// InitTimeout.
 func (s *Script) runInit(in *instance, src *source) error {
 	v, err := evalSafe(in.ip, src.pkg+".Init")
 	init, ok := asFunc[func(map[string]string) error](v)
@@ -666,11 +743,7 @@ func (s *Script) runInit(in *instance, src *source) error {
 		args[k] = val
 	}
 	j := &job{done: make(chan error, 1), fn: func(*hooks.Context) error { return init(args) }}
-	select {
-	case in.jobs <- j:
-	case <-time.After(s.opts.InitTimeout):
-		return fmt.Errorf("%s: Init: no worker started", src.file)
-	}
+	go in.run(j)
 	select {
 	case err := <-j.done:
 		if err != nil {
@@ -687,7 +760,8 @@ type instance struct {
 	s       *Script
 	ip      *interp.Interpreter
 	fns     []pointFunc
-	jobs    chan *job
+	inline  bool          // calls run on the caller's goroutine (see callInline)
+	jobs    chan *job     // calls for the workers, when not inline
 	quit    chan struct{} // closed: workers exit, callers move on
 	halt    chan struct{} // closed when the interpreter is stopped
 	stopped atomic.Bool
@@ -753,13 +827,15 @@ const (
 	jobAbandoned
 )
 
-// job is one call handed to a worker.
+// job is one call, handed to a worker or run inline.
 type job struct {
 	c     *hooks.Context
 	fn    pointFunc
 	ctx   budgetCtx
 	state atomic.Uint32
-	done  chan error
+	done  chan error  // a worker's result
+	in    *instance   // an inline call's interpreter
+	watch *time.Timer // an inline call's budget (runs overrun)
 }
 
 func (j *job) prepare(c *hooks.Context, fn pointFunc, parent context.Context, budget time.Duration) {

@@ -157,6 +157,22 @@ func PostPacketDecode(c *hooks.Context) error {
 }
 
 const runaway = header + `import "time"
+` + runawayBody
+
+// runawayOnWorkers is runaway importing sync, which can block in compiled
+// code: its calls run on the script's workers.
+const runawayOnWorkers = header + `import (
+	"sync"
+	"time"
+)
+
+var once sync.Once
+` + runawayBody
+
+// runaways are the runaway script in both ways of calling a script.
+var runaways = map[string]string{"inline": runaway, "workers": runawayOnWorkers}
+
+const runawayBody = `
 
 func PostPacketDecode(c *hooks.Context) error {
 	switch c.Env.Value("mode") {
@@ -191,34 +207,44 @@ func waitAnswer(t *testing.T, s *Script) time.Duration {
 }
 
 func TestRunawayCallsAreStopped(t *testing.T) {
-	for _, mode := range []string{"loop", "sleep", "wait"} {
-		t.Run(mode, func(t *testing.T) {
-			s := load(t, "runaway.go", runaway, Options{})
-			waitAnswer(t, s) // the standby interpreter is built in the background
-			time.Sleep(50 * time.Millisecond)
-			c := ctx(hooks.PostPacketDecode)
-			c.Env.Set("mode", mode)
-			start := time.Now()
-			err := s.HandleWithin(c, 30*time.Millisecond)
-			took := time.Since(start)
-			if !errors.Is(err, hooks.ErrTimeout) {
-				t.Fatalf("got %v", err)
-			}
-			if took > 30*time.Millisecond+grace+500*time.Millisecond {
-				t.Errorf("the timed-out call returned after %v", took)
-			}
-			if s.Restarts() != 1 || s.stuck.Load() != 0 {
-				t.Errorf("restarts %d, stuck workers %d", s.Restarts(), s.stuck.Load())
-			}
-			waitAnswer(t, s)
-		})
+	for way, src := range runaways {
+		for _, mode := range []string{"loop", "sleep", "wait"} {
+			t.Run(way+"/"+mode, func(t *testing.T) { testRunawayCallIsStopped(t, src, mode) })
+		}
 	}
+}
+
+func testRunawayCallIsStopped(t *testing.T, src, mode string) {
+	s := load(t, "runaway.go", src, Options{})
+	waitAnswer(t, s) // the standby interpreter is built in the background
+	time.Sleep(50 * time.Millisecond)
+	c := ctx(hooks.PostPacketDecode)
+	c.Env.Set("mode", mode)
+	start := time.Now()
+	err := s.HandleWithin(c, 30*time.Millisecond)
+	took := time.Since(start)
+	if !errors.Is(err, hooks.ErrTimeout) {
+		t.Fatalf("got %v", err)
+	}
+	if took > 30*time.Millisecond+grace+500*time.Millisecond {
+		t.Errorf("the timed-out call returned after %v", took)
+	}
+	if s.Restarts() != 1 || s.stuck.Load() != 0 {
+		t.Errorf("restarts %d, stuck workers %d", s.Restarts(), s.stuck.Load())
+	}
+	waitAnswer(t, s)
 }
 
 // TestRunawayDoesNotStopOtherClients is the isolation promise: while one
 // client's call loops, other clients' calls keep being answered.
 func TestRunawayDoesNotStopOtherClients(t *testing.T) {
-	s := load(t, "runaway.go", runaway, Options{Workers: 4})
+	for way, src := range runaways {
+		t.Run(way, func(t *testing.T) { testRunawayDoesNotStopOtherClients(t, src) })
+	}
+}
+
+func testRunawayDoesNotStopOtherClients(t *testing.T, src string) {
+	s := load(t, "runaway.go", src, Options{Workers: 4})
 	waitAnswer(t, s)
 	time.Sleep(50 * time.Millisecond) // let the standby be built
 	var answered, failed atomic.Int64
@@ -485,3 +511,68 @@ func TestScriptOutputIsLogged(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// TestCallsInlineUnlessTheScriptCanBlock: a script whose imports cannot
+// block in compiled code runs on the caller's goroutine; one that can
+// (sync, os, net…) on its workers.
+func TestCallsInlineUnlessTheScriptCanBlock(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		imports string
+		allow   Allow
+		inline  bool
+	}{
+		{`"strings"; "time"; "context"`, Allow{}, true},
+		{`"sync"`, Allow{}, false},
+		{`"sync/atomic"`, Allow{}, true},
+		{`"os"`, Allow{Files: []string{dir}}, false},
+		{`"net"`, Allow{Network: true}, false},
+	} {
+		src := "package main\n\nimport (\n\t\"github.com/hook6/hook6/hooks\"\n"
+		for _, im := range strings.Split(tc.imports, ";") {
+			src += "\t_ " + strings.TrimSpace(im) + "\n"
+		}
+		src += ")\n\nfunc PostPacketDecode(c *hooks.Context) error { return c.Env.Set(\"answered\", \"yes\") }\n"
+		s := load(t, "imports.go", src, Options{Allow: tc.allow})
+		if got := s.cur.Load().inline; got != tc.inline {
+			t.Errorf("imports %s: inline %v, want %v", tc.imports, got, tc.inline)
+		}
+		c := ctx(hooks.PostPacketDecode)
+		if err := s.HandleWithin(c, time.Second); err != nil || c.Env.Value("answered") != "yes" {
+			t.Errorf("imports %s: call: %v, answered %q", tc.imports, err, c.Env.Value("answered"))
+		}
+	}
+}
+
+// TestCallBlockedInCompiledCodeTiesUpOnlyAWorker: a call stuck where
+// stopping the interpreter cannot reach (a wait group that is never done)
+// returns to its caller within the budget and a grace period; the worker
+// is given up and the script answers again.
+func TestCallBlockedInCompiledCodeTiesUpOnlyAWorker(t *testing.T) {
+	s := load(t, "stuck.go", header+`import "sync"
+
+func PostPacketDecode(c *hooks.Context) error {
+	if c.Env.Value("mode") == "stuck" {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		wg.Wait()
+	}
+	return c.Env.Set("answered", "yes")
+}
+`, Options{})
+	waitAnswer(t, s)
+	c := ctx(hooks.PostPacketDecode)
+	c.Env.Set("mode", "stuck")
+	start := time.Now()
+	err := s.HandleWithin(c, 30*time.Millisecond)
+	if took := time.Since(start); took > 30*time.Millisecond+grace+500*time.Millisecond {
+		t.Errorf("the stuck call returned after %v", took)
+	}
+	if !errors.Is(err, hooks.ErrTimeout) {
+		t.Fatalf("got %v", err)
+	}
+	if s.stuck.Load() != 1 || s.Restarts() != 1 {
+		t.Errorf("stuck workers %d, restarts %d; want 1 and 1", s.stuck.Load(), s.Restarts())
+	}
+	waitAnswer(t, s)
+}
