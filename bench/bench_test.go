@@ -32,7 +32,7 @@ import (
 
 var (
 	flagStep       = flag.Duration("bench.step", 6*time.Second, "how long perfdhcp runs at each rate")
-	flagRates      = flag.String("bench.rates", "2000,4000,6000,8000,10000,12000,15000,20000,25000,30000,40000", "offered rates, ascending (exchanges/s)")
+	flagRates      = flag.String("bench.rates", "2000,4000,6000,8000,10000,12000,14000,16000,18000,20000,22000,25000,30000,40000", "offered rates, ascending (exchanges/s); 2000 apart up to 22000, where both servers stop on 2 cores")
 	flagRuns       = flag.String("bench.runs", strings.Join(allRuns, ","), "runs, in order (empty: none, only the scale part): "+strings.Join(allRuns, ", "))
 	flagLeases     = flag.Int("bench.leases", 1_000_000, "leases of the scale part (0 skips it)")
 	flagKeaThreads = flag.Int("bench.kea-threads", 2, "Kea's thread-pool-size")
