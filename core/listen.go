@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -119,7 +120,6 @@ func (l *Listener) Serve(ctx context.Context, s *Server, workers int) error {
 	// Packets already read are finished (committed and answered) even
 	// while shutting down: only reading stops with ctx.
 	work := context.WithoutCancel(ctx)
-	bufs := sync.Pool{New: func() any { b := make([]byte, 65536); return &b }}
 	answers := make(chan answer, workers)
 	sent := make(chan struct{})
 	go func() {
@@ -133,8 +133,6 @@ func (l *Listener) Serve(ctx context.Context, s *Server, workers int) error {
 			defer wg.Done()
 			for j := range jobs {
 				l.work(work, s, j, answers)
-				b := j.buf[:cap(j.buf)]
-				bufs.Put(&b)
 			}
 		}()
 	}
@@ -144,7 +142,7 @@ func (l *Listener) Serve(ctx context.Context, s *Server, workers int) error {
 		_ = l.conn.SetReadDeadline(time.Unix(1, 0))
 	})
 	defer stop()
-	err := l.read(ctx, s, jobs, &bufs)
+	err := l.read(ctx, s, jobs)
 	close(jobs)
 	wg.Wait()
 	close(answers)
@@ -159,15 +157,13 @@ func (l *Listener) Serve(ctx context.Context, s *Server, workers int) error {
 // read receives datagrams in batches (recvmmsg) and queues them; when the
 // queue is full the datagram is counted and dropped, never queued without
 // bound.
-func (l *Listener) read(ctx context.Context, s *Server, jobs chan<- *job, bufs *sync.Pool) error {
+func (l *Listener) read(ctx context.Context, s *Server, jobs chan<- *job) error {
 	msgs := make([]ipv6.Message, batch)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, 65536)}
+		msgs[i].OOB = ipv6.NewControlMessage(ipv6.FlagInterface | ipv6.FlagDst)
+	}
 	for {
-		for i := range msgs {
-			if msgs[i].Buffers == nil {
-				msgs[i].Buffers = [][]byte{*(bufs.Get().(*[]byte))}
-				msgs[i].OOB = ipv6.NewControlMessage(ipv6.FlagInterface | ipv6.FlagDst)
-			}
-		}
 		n, err := l.pc.ReadBatch(msgs, 0)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -185,7 +181,6 @@ func (l *Listener) read(ctx context.Context, s *Server, jobs chan<- *job, bufs *
 			j.received = now
 			select {
 			case jobs <- j:
-				msgs[i].Buffers = nil // the worker owns the buffer now
 			default:
 				s.stats.received.Add(1)
 				s.stats.Drop(DropOverload)
@@ -194,8 +189,11 @@ func (l *Listener) read(ctx context.Context, s *Server, jobs chan<- *job, bufs *
 	}
 }
 
+// toJob copies the datagram out of the read buffer: a job waiting for
+// a worker, or a worker waiting for its lease write, holds a few hundred
+// bytes, not a 64 KiB buffer.
 func (l *Listener) toJob(m *ipv6.Message) *job {
-	j := &job{buf: m.Buffers[0][:m.N]}
+	j := &job{buf: bytes.Clone(m.Buffers[0][:m.N])}
 	var cm ipv6.ControlMessage
 	if err := cm.Parse(m.OOB[:m.NN]); err == nil {
 		j.ifindex = cm.IfIndex

@@ -18,8 +18,13 @@ const (
 	// DefaultWorkers is how many packets are handled at once. Most of a
 	// worker's time is spent waiting for its lease commit's fsync, and
 	// the store batches the commits of every waiting worker into one: so
-	// many workers, not one per CPU.
-	DefaultWorkers           = 256
+	// many workers, not one per CPU. While the disk stalls (a flush of
+	// 100–200 ms behind a checkpoint's writes) every Request holds its
+	// worker and Solicits queue behind them: with 256 workers hook6
+	// dropped 0.8–1.5% of its packets as overload at 16,000 exchanges/s,
+	// with 1024 none up to 20,000/s. An idle worker costs its goroutine's
+	// stack; a busy one the packet it holds.
+	DefaultWorkers           = 1024
 	DefaultPreferredLifetime = Duration(time.Hour)
 	DefaultValidLifetime     = Duration(2 * time.Hour)
 	DefaultBudget            = Duration(50 * time.Millisecond)
