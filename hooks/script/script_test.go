@@ -191,6 +191,16 @@ func PostPacketDecode(c *hooks.Context) error {
 }
 `
 
+// waitStandby waits until s has a standby interpreter.
+func waitStandby(t *testing.T, s *Script) {
+	t.Helper()
+	for start := time.Now(); s.spare.Load() == nil; time.Sleep(time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("no standby interpreter was built")
+		}
+	}
+}
+
 // waitAnswer calls the script until a call answers normally.
 func waitAnswer(t *testing.T, s *Script) time.Duration {
 	t.Helper()
@@ -216,8 +226,8 @@ func TestRunawayCallsAreStopped(t *testing.T) {
 
 func testRunawayCallIsStopped(t *testing.T, src, mode string) {
 	s := load(t, "runaway.go", src, Options{})
-	waitAnswer(t, s) // the standby interpreter is built in the background
-	time.Sleep(50 * time.Millisecond)
+	waitAnswer(t, s)
+	waitStandby(t, s) // built in the background
 	c := ctx(hooks.PostPacketDecode)
 	c.Env.Set("mode", mode)
 	start := time.Now()
@@ -246,7 +256,6 @@ func TestRunawayDoesNotStopOtherClients(t *testing.T) {
 func testRunawayDoesNotStopOtherClients(t *testing.T, src string) {
 	s := load(t, "runaway.go", src, Options{Workers: 4})
 	waitAnswer(t, s)
-	time.Sleep(50 * time.Millisecond) // let the standby be built
 	var answered, failed atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -270,6 +279,9 @@ func testRunawayDoesNotStopOtherClients(t *testing.T, src string) {
 		}()
 	}
 	for range 3 {
+		// Each runaway call finds a standby ready (building one takes
+		// longer than the looping call's budget on a busy machine).
+		waitStandby(t, s)
 		c := ctx(hooks.PostPacketDecode)
 		c.Env.Set("mode", "loop")
 		if err := s.HandleWithin(c, 20*time.Millisecond); !errors.Is(err, hooks.ErrTimeout) {
