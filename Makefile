@@ -73,7 +73,7 @@ e2e:
 
 # hook6 against Kea (kea-dhcp6) in a network-namespace lab, stepped up with
 # perfdhcp, then hook6 at 1,000,000 leases: a table on stdout, JSON in
-# bench/results/ (docs/benchmarks.md). Needs root; about 10 minutes. Knobs,
+# bench/results/ (docs/benchmarks.md). Needs root; about 11 minutes. Knobs,
 # e.g.: make bench BENCH_FLAGS='-bench.runs=kea,hook6 -bench.step=8s -bench.leases=0'
 .PHONY: bench
 bench: deps
