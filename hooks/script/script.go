@@ -428,10 +428,7 @@ func (s *Script) handOff(c *hooks.Context, budget time.Duration) error {
 		t.Stop()
 		s.timers.Put(t)
 	}()
-	parent := c.Ctx
-	if parent == nil {
-		parent = context.Background()
-	}
+	parent := callerCtx(c)
 	defer func() { c.Ctx = parent }()
 	for {
 		in := s.cur.Load()
@@ -456,7 +453,6 @@ func (s *Script) handOff(c *hooks.Context, budget time.Duration) error {
 		}
 		j := s.jobs.Get().(*job)
 		j.prepare(c, fn, parent, budget)
-		c.Ctx = &j.ctx
 		select {
 		case in.jobs <- j:
 		case <-in.quit:
@@ -482,14 +478,10 @@ func (s *Script) callInline(in *instance, c *hooks.Context, budget time.Duration
 	if fn == nil {
 		return nil
 	}
-	parent := c.Ctx
-	if parent == nil {
-		parent = context.Background()
-	}
+	parent := callerCtx(c)
 	j := s.jobs.Get().(*job)
 	j.prepare(c, fn, parent, budget)
 	j.in = in
-	c.Ctx = &j.ctx
 	j.watch.Reset(budget)
 	err := call(j)
 	c.Ctx = parent
@@ -838,10 +830,21 @@ type job struct {
 	watch *time.Timer // an inline call's budget (runs overrun)
 }
 
+// prepare readies j for a call of fn with c, whose Ctx becomes the
+// call's budget context (derived from parent) until the caller restores it.
 func (j *job) prepare(c *hooks.Context, fn pointFunc, parent context.Context, budget time.Duration) {
 	j.c, j.fn = c, fn
 	j.state.Store(jobRunning)
 	j.ctx.reset(parent, time.Now().Add(budget))
+	c.Ctx = &j.ctx
+}
+
+// callerCtx is the context the caller gave c, Background when none.
+func callerCtx(c *hooks.Context) context.Context {
+	if c.Ctx == nil {
+		return context.Background()
+	}
+	return c.Ctx
 }
 
 // budgetCtx is the Context.Ctx of a script call: done when the budget runs
