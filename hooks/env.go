@@ -40,32 +40,72 @@ var ReadOnlyKeys = []string{
 	KeyLink, KeyServerName, KeyVendorClass, KeyUserClass, KeyRequestIAIDs,
 }
 
+// numServerKeys is len(ReadOnlyKeys): the slots of Env.server.
+const numServerKeys = 15
+
+// serverSlot gives each server-provided key its slot in Env.server. It is
+// built once and only read.
+var serverSlot = func() map[string]uint8 {
+	if len(ReadOnlyKeys) != numServerKeys {
+		panic("hooks: numServerKeys must be len(ReadOnlyKeys)")
+	}
+	m := make(map[string]uint8, numServerKeys)
+	for i, k := range ReadOnlyKeys {
+		m[k] = uint8(i)
+	}
+	return m
+}()
+
+// IsServerKey reports whether k is one of the server-provided keys, which
+// extensions may read but not set or delete.
+func IsServerKey(k string) bool {
+	_, ok := serverSlot[k]
+	return ok
+}
+
 // Env is the environment dictionary of one packet: string keys and values
 // shared by every extension at every point. It is not safe for use by
 // several goroutines at once; one packet is handled by one goroutine.
+//
+// The server-provided keys live in a fixed array and the extensions' own
+// keys in a map made on the first Set, so giving a packet its dictionary
+// costs one small allocation rather than two maps filled key by key.
 type Env struct {
-	m        map[string]string
-	readOnly map[string]bool
-	point    Point
+	server  [numServerKeys]string
+	present uint16            // bit i: server key i has been set
+	m       map[string]string // the extensions' keys
+	extraRO map[string]bool   // keys other than the server's given by SetServer
+	point   Point
 }
-
-// envSize fits the server-provided keys and a few of the extensions' own,
-// so filling a packet's dictionary does not grow its maps.
-const envSize = 24
 
 // NewEnv returns an empty dictionary.
-func NewEnv() *Env {
-	return &Env{m: make(map[string]string, envSize), readOnly: make(map[string]bool, envSize)}
+func NewEnv() *Env { return &Env{} }
+
+// SetServer sets a server-provided key. Extensions may not set or delete
+// it. Any other key given here becomes read-only for extensions as well.
+func (e *Env) SetServer(k, v string) {
+	if i, ok := serverSlot[k]; ok {
+		e.server[i] = v
+		e.present |= 1 << i
+		return
+	}
+	e.setMap(k, v)
+	if e.extraRO == nil {
+		e.extraRO = make(map[string]bool)
+	}
+	e.extraRO[k] = true
 }
 
-// SetServer sets a server-provided key and marks it read-only for
-// extensions.
-func (e *Env) SetServer(k, v string) {
-	e.m[k] = v
-	if e.readOnly == nil {
-		e.readOnly = make(map[string]bool, envSize)
+func (e *Env) setMap(k, v string) {
+	if e.m == nil {
+		e.m = make(map[string]string)
 	}
-	e.readOnly[k] = true
+	e.m[k] = v
+}
+
+// readOnly reports whether extensions may not change k.
+func (e *Env) readOnly(k string) bool {
+	return IsServerKey(k) || e.extraRO[k]
 }
 
 // AtPoint tells the dictionary which point is running, so rules that depend
@@ -74,16 +114,22 @@ func (e *Env) AtPoint(p Point) { e.point = p }
 
 // Get returns the value of k and whether it is set.
 func (e *Env) Get(k string) (string, bool) {
+	if i, ok := serverSlot[k]; ok {
+		return e.server[i], e.present&(1<<i) != 0
+	}
 	v, ok := e.m[k]
 	return v, ok
 }
 
 // Value returns the value of k, "" when unset.
-func (e *Env) Value(k string) string { return e.m[k] }
+func (e *Env) Value(k string) string {
+	v, _ := e.Get(k)
+	return v
+}
 
 // IsTrue reports whether k is set to a true value ("true", "1", "yes").
 func (e *Env) IsTrue(k string) bool {
-	switch e.m[k] {
+	switch e.Value(k) {
 	case "true", "1", "yes", "on":
 		return true
 	}
@@ -93,19 +139,19 @@ func (e *Env) IsTrue(k string) bool {
 // Set sets k. Server-provided keys are read-only, and drop may not be set
 // at generate-lease (set skip-lease and a flag of your own instead).
 func (e *Env) Set(k, v string) error {
-	if e.readOnly[k] {
+	if e.readOnly(k) {
 		return fmt.Errorf("env key %q is read-only", k)
 	}
 	if k == KeyDrop && e.point == GenerateLease {
 		return fmt.Errorf("drop may not be set at generate-lease: set %q and a flag of your own, and turn the flag into drop at pre-packet-encode", KeySkipLease)
 	}
-	e.m[k] = v
+	e.setMap(k, v)
 	return nil
 }
 
 // Delete removes k unless it is read-only.
 func (e *Env) Delete(k string) error {
-	if e.readOnly[k] {
+	if e.readOnly(k) {
 		return fmt.Errorf("env key %q is read-only", k)
 	}
 	delete(e.m, k)
@@ -114,7 +160,12 @@ func (e *Env) Delete(k string) error {
 
 // Keys returns the keys in sorted order.
 func (e *Env) Keys() []string {
-	ks := make([]string, 0, len(e.m))
+	ks := make([]string, 0, numServerKeys+len(e.m))
+	for i, k := range ReadOnlyKeys {
+		if e.present&(1<<i) != 0 {
+			ks = append(ks, k)
+		}
+	}
 	for k := range e.m {
 		ks = append(ks, k)
 	}
@@ -124,7 +175,12 @@ func (e *Env) Keys() []string {
 
 // Map returns a copy of the dictionary.
 func (e *Env) Map() map[string]string {
-	c := make(map[string]string, len(e.m))
+	c := make(map[string]string, numServerKeys+len(e.m))
+	for i, k := range ReadOnlyKeys {
+		if e.present&(1<<i) != 0 {
+			c[k] = e.server[i]
+		}
+	}
 	for k, v := range e.m {
 		c[k] = v
 	}
@@ -133,7 +189,7 @@ func (e *Env) Map() map[string]string {
 
 // Reset empties the dictionary for reuse.
 func (e *Env) Reset() {
+	e.server, e.present, e.point = [numServerKeys]string{}, 0, 0
 	clear(e.m)
-	clear(e.readOnly)
-	e.point = 0
+	clear(e.extraRO)
 }

@@ -283,17 +283,9 @@ func decodeResp(s *pb.Response) (*hooks.Response, error) {
 	return r, nil
 }
 
-var readOnly = func() map[string]bool {
-	m := make(map[string]bool, len(hooks.ReadOnlyKeys))
-	for _, k := range hooks.ReadOnlyKeys {
-		m[k] = true
-	}
-	return m
-}()
-
 func decodeEnv(block []byte, env *hooks.Env) error {
 	return walkEnv(block, func(k, v string) error {
-		if readOnly[k] {
+		if hooks.IsServerKey(k) {
 			env.SetServer(k, v)
 		} else {
 			_ = env.Set(k, v) // before AtPoint nothing is refused
