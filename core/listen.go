@@ -120,7 +120,6 @@ func (l *Listener) Serve(ctx context.Context, s *Server, workers int) error {
 	if workers < 1 {
 		workers = 1
 	}
-	jobs := make(chan *job, workers*queuePerWorker)
 	// Packets already read are finished (committed and answered) even
 	// while shutting down: only reading stops with ctx.
 	work := context.WithoutCancel(ctx)
@@ -130,25 +129,15 @@ func (l *Listener) Serve(ctx context.Context, s *Server, workers int) error {
 		defer close(sent)
 		l.send(s, answers)
 	}()
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				l.work(work, s, j, answers)
-			}
-		}()
-	}
+	pool := newWorkerPool(workers, workers*queuePerWorker, func(j *job) { l.work(work, s, j, answers) })
 	stop := context.AfterFunc(ctx, func() {
 		// Wake the reader; workers finish the packets queued, answers
 		// included, before the socket closes.
 		_ = l.conn.SetReadDeadline(time.Unix(1, 0))
 	})
 	defer stop()
-	err := l.read(ctx, s, jobs)
-	close(jobs)
-	wg.Wait()
+	err := l.read(ctx, s, pool)
+	pool.close()
 	close(answers)
 	<-sent
 	l.conn.Close()
@@ -161,7 +150,7 @@ func (l *Listener) Serve(ctx context.Context, s *Server, workers int) error {
 // read receives datagrams in batches (recvmmsg) and queues them; when the
 // queue is full the datagram is counted and dropped, never queued without
 // bound.
-func (l *Listener) read(ctx context.Context, s *Server, jobs chan<- *job) error {
+func (l *Listener) read(ctx context.Context, s *Server, pool *workerPool) error {
 	msgs := make([]ipv6.Message, batch)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, 65536)}
@@ -183,9 +172,7 @@ func (l *Listener) read(ctx context.Context, s *Server, jobs chan<- *job) error 
 		for i := 0; i < n; i++ {
 			j := l.toJob(&msgs[i])
 			j.received = now
-			select {
-			case jobs <- j:
-			default:
+			if !pool.submit(j) {
 				s.stats.received.Add(1)
 				s.stats.Drop(DropOverload)
 			}
