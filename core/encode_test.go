@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hook6/hook6/core/lease"
+	"github.com/hook6/hook6/hooks"
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/insomniacslk/dhcp/iana"
 )
@@ -145,5 +146,44 @@ func TestHeldListKeepsOrder(t *testing.T) {
 	h.add(p(7))
 	if want := []netip.Prefix{p(7)}; !slices.Equal(list(), want) {
 		t.Fatalf("got %v", list())
+	}
+}
+
+// viewRunner appends to the first option's data of the answer, as a
+// careless extension might, then records what pre-packet-encode shows.
+type viewRunner struct{ seen []hooks.Option }
+
+func (v *viewRunner) Has(p hooks.Point) bool { return p == hooks.PrePacketEncode }
+
+func (v *viewRunner) Run(c *hooks.Context) error {
+	c.Response.Options[0].Data = append(c.Response.Options[0].Data, 0xff, 0xff)
+	v.seen = v.seen[:0]
+	for _, o := range c.Response.Options {
+		v.seen = append(v.seen, hooks.Option{Code: o.Code, Data: bytes.Clone(o.Data)})
+	}
+	return nil
+}
+
+// TestPrePacketEncodeSeesTheAnswersOptions: the Response an extension
+// gets lists every option of the answer with its data as the answer
+// carries it; an append to one option's data reaches neither the next
+// option nor the answer.
+func TestPrePacketEncodeSeesTheAnswersOptions(t *testing.T) {
+	ts := newTestServer(t, testConfig)
+	v := &viewRunner{}
+	ts.SetRunner(v)
+	adv := message(t, ts.exchange(t, newMsg(dhcpv6.MessageTypeSolicit, 1, iaNA(1), iaPD(2), dhcpv6.OptElapsedTime(0))))
+	opts := adv.Options.Options
+	if len(v.seen) != len(opts) || len(opts) < 4 {
+		t.Fatalf("extension saw %d options, the Advertise has %d", len(v.seen), len(opts))
+	}
+	for i, o := range opts {
+		want := o.ToBytes()
+		if i == 0 {
+			want = append(want, 0xff, 0xff)
+		}
+		if v.seen[i].Code != uint16(o.Code()) || !bytes.Equal(v.seen[i].Data, want) {
+			t.Errorf("option %d: saw %d %x, want %d %x", i, v.seen[i].Code, v.seen[i].Data, o.Code(), want)
+		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/hook6/hook6/core/lease"
@@ -299,7 +298,7 @@ func (pc *pctx) dispatch() *dhcpv6.Message {
 func (pc *pctx) finish(reply *dhcpv6.Message) ([]byte, string) {
 	if pc.has(hooks.PrePacketEncode) {
 		c := pc.hookContext(hooks.PrePacketEncode)
-		c.Response = responseView(reply)
+		c.Response = pc.responseView(reply)
 		if !pc.run(c) {
 			return nil, DropExtension
 		}
@@ -439,13 +438,31 @@ func clientLinkLayer(r *dhcpv6.RelayMessage) []byte {
 	return mac
 }
 
-// responseView gives extensions the answer being built.
-func responseView(m *dhcpv6.Message) *hooks.Response {
+// responseView gives extensions the answer being built. The options' data
+// is a copy (some of it is shared: the Server ID, the policies' options,
+// the packet's), written into one new buffer that the options share,
+// each capped at its end so that an append to one cannot reach the next.
+func (pc *pctx) responseView(m *dhcpv6.Message) *hooks.Response {
 	r := &hooks.Response{MessageType: view.MessageTypeName(m.MessageType)}
-	for _, o := range m.Options.Options {
-		// A copy: some options' data is shared (the Server ID, the
-		// policies' options) or the packet's.
-		r.Options = append(r.Options, hooks.Option{Code: uint16(o.Code()), Data: slices.Clone(o.ToBytes())})
+	opts := m.Options.Options
+	if len(opts) == 0 {
+		return r
+	}
+	ends := make([]int, 0, 16)
+	b := pc.enc[:0]
+	for _, o := range opts {
+		b = appendOptionData(b, o)
+		ends = append(ends, len(b))
+	}
+	data := bytes.Clone(b)
+	if cap(b) <= maxKeptEncodeBuffer {
+		pc.enc = b
+	}
+	r.Options = make([]hooks.Option, len(opts))
+	start := 0
+	for i, o := range opts {
+		r.Options[i] = hooks.Option{Code: uint16(o.Code()), Data: data[start:ends[i]:ends[i]]}
+		start = ends[i]
 	}
 	return r
 }
