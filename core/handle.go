@@ -372,7 +372,7 @@ func (pc *pctx) has(p hooks.Point) bool {
 func (pc *pctx) hookContext(p hooks.Point) *hooks.Context {
 	if pc.env == nil {
 		pc.env = hooks.NewEnv()
-		req, err := view.FromMessage(pc.outer())
+		req, err := view.FromBytes(pc.pkt.Data, pc.outer())
 		if err != nil {
 			req = &hooks.Request{}
 		}

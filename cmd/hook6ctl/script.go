@@ -235,7 +235,7 @@ func decodePacket(s string) (*hooks.Request, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decoding the DHCPv6 message: %w", err)
 	}
-	return view.FromMessage(msg)
+	return view.FromBytes(b, msg) // as the server builds it
 }
 
 func parseInitArgs(kvs []string) (map[string]string, error) {

@@ -5,6 +5,7 @@
 package view
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -62,8 +63,28 @@ func MessageTypeName(t dhcpv6.MessageType) string {
 
 // FromMessage builds the request view of msg: for a Relay-forw, the relay
 // chain outermost first and the client message inside it. Source,
-// Interface and Link are left for the server to fill.
+// Interface and Link are left for the server to fill. Each option's data
+// is re-encoded from msg; FromBytes gives it as received.
 func FromMessage(msg dhcpv6.DHCPv6) (*hooks.Request, error) {
+	return fromMessage(msg, nil)
+}
+
+// FromBytes is FromMessage for msg decoded from data: the options are
+// those of data, as the client and the relays sent them, sharing one copy
+// of data (each capped at its end) rather than encoded again one by one.
+// Where data does not split into options cleanly, FromMessage's encoding
+// stands in.
+func FromBytes(data []byte, msg dhcpv6.DHCPv6) (*hooks.Request, error) {
+	return fromMessage(msg, bytes.Clone(data))
+}
+
+// Fixed parts before the options (RFC 8415 sections 8 and 9).
+const (
+	relayHeaderLen   = 34 // msg-type, hop-count, link-address, peer-address
+	messageHeaderLen = 4  // msg-type, transaction-id
+)
+
+func fromMessage(msg dhcpv6.DHCPv6, raw []byte) (*hooks.Request, error) {
 	req := &hooks.Request{}
 	for depth := 0; msg != nil && msg.IsRelay(); depth++ {
 		rm, ok := msg.(*dhcpv6.RelayMessage)
@@ -73,7 +94,12 @@ func FromMessage(msg dhcpv6.DHCPv6) (*hooks.Request, error) {
 		if depth >= maxRelays {
 			return nil, fmt.Errorf("more than %d relay layers", maxRelays)
 		}
-		req.Relays = append(req.Relays, relayView(rm))
+		r := relayView(rm)
+		var ok2 bool
+		if r.Options, raw, ok2 = splitOptions(raw, relayHeaderLen, uint16(dhcpv6.OptionRelayMsg)); !ok2 {
+			r.Options = encodedOptions(rm.Options.Options, dhcpv6.OptionRelayMsg)
+		}
+		req.Relays = append(req.Relays, r)
 		msg = rm.Options.RelayMessage()
 		if msg == nil {
 			return nil, fmt.Errorf("relay layer %d (link-address %v) carries no relay message option", depth, rm.LinkAddr)
@@ -88,9 +114,10 @@ func FromMessage(msg dhcpv6.DHCPv6) (*hooks.Request, error) {
 	if duid := m.Options.ClientID(); duid != nil {
 		req.ClientDUID = duid.ToBytes()
 	}
-	req.Options = make([]hooks.Option, 0, len(m.Options.Options))
+	if req.Options, _, ok = splitOptions(raw, messageHeaderLen, 0); !ok {
+		req.Options = encodedOptions(m.Options.Options, 0)
+	}
 	for _, o := range m.Options.Options {
-		req.Options = append(req.Options, hooks.Option{Code: uint16(o.Code()), Data: o.ToBytes()})
 		switch ia := o.(type) {
 		case *dhcpv6.OptIANA:
 			req.IAs = append(req.IAs, ianaView(ia))
@@ -99,6 +126,48 @@ func FromMessage(msg dhcpv6.DHCPv6) (*hooks.Request, error) {
 		}
 	}
 	return req, nil
+}
+
+// splitOptions splits the options of a message (after its header of hdr
+// bytes) into views of msg, leaving out those with code inner and giving
+// the data of the last of them: the message inside a relay layer. ok is
+// false when msg is nil or does not split cleanly.
+func splitOptions(msg []byte, hdr int, inner uint16) (opts []hooks.Option, in []byte, ok bool) {
+	if len(msg) < hdr {
+		return nil, nil, false
+	}
+	b := msg[hdr:]
+	opts = make([]hooks.Option, 0, 8)
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return nil, nil, false
+		}
+		code, n := binary.BigEndian.Uint16(b), int(binary.BigEndian.Uint16(b[2:]))
+		if len(b) < 4+n {
+			return nil, nil, false
+		}
+		data := b[4 : 4+n : 4+n]
+		if inner != 0 && code == inner {
+			in = data
+		} else {
+			opts = append(opts, hooks.Option{Code: code, Data: data})
+		}
+		b = b[4+n:]
+	}
+	return opts, in, true
+}
+
+// encodedOptions gives opts (but those with code skip) each encoded by
+// its ToBytes.
+func encodedOptions(opts []dhcpv6.Option, skip dhcpv6.OptionCode) []hooks.Option {
+	out := make([]hooks.Option, 0, len(opts))
+	for _, o := range opts {
+		if skip != 0 && o.Code() == skip {
+			continue
+		}
+		out = append(out, hooks.Option{Code: uint16(o.Code()), Data: o.ToBytes()})
+	}
+	return out
 }
 
 func ianaView(ia *dhcpv6.OptIANA) hooks.IA {
@@ -127,8 +196,8 @@ func iapdView(ia *dhcpv6.OptIAPD) hooks.IA {
 	return v
 }
 
-// relayView gives one relay layer; its options exclude the Relay Message
-// option (the layer inside).
+// relayView gives one relay layer but its options (which exclude the
+// Relay Message option, the layer inside).
 func relayView(rm *dhcpv6.RelayMessage) hooks.Relay {
 	r := hooks.Relay{HopCount: rm.HopCount, LinkAddress: addr(rm.LinkAddr), PeerAddress: addr(rm.PeerAddr)}
 	r.InterfaceID = rm.Options.InterfaceID()
@@ -137,12 +206,6 @@ func relayView(rm *dhcpv6.RelayMessage) hooks.Relay {
 	}
 	if _, lla := rm.Options.ClientLinkLayerAddress(); lla != nil {
 		r.ClientLinkLayer = lla
-	}
-	for _, o := range rm.Options.Options {
-		if o.Code() == dhcpv6.OptionRelayMsg {
-			continue
-		}
-		r.Options = append(r.Options, hooks.Option{Code: uint16(o.Code()), Data: o.ToBytes()})
 	}
 	return r
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"reflect"
 	"testing"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
@@ -156,6 +157,44 @@ func TestFromMessageRelayWithoutMessage(t *testing.T) {
 	}
 }
 
+// TestFromBytesIsFromMessage: the view built from the bytes as received
+// is the one FromMessage builds, options and relays included, and bytes
+// that do not split into options fall back to FromMessage's encoding.
+func TestFromBytesIsFromMessage(t *testing.T) {
+	raw := relayedSolicit(t)
+	msg, err := dhcpv6.FromBytes(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := FromMessage(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{
+		"as received": raw,
+		"truncated":   raw[:len(raw)-3],
+		"missing":     nil,
+	} {
+		got, err := FromBytes(data, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: FromBytes\n%+v\nFromMessage\n%+v", name, got, want)
+		}
+	}
+	got, _ := FromBytes(raw, msg)
+	raw[len(raw)-1] ^= 0xff // the caller's buffer is its own
+	if !reflect.DeepEqual(got, want) {
+		t.Error("the view shares the caller's buffer")
+	}
+	o := &got.Options[0]
+	o.Data = append(o.Data, 1, 2, 3)
+	if !bytes.Equal(got.Options[1].Data, want.Options[1].Data) {
+		t.Error("an append to one option's data reached the next")
+	}
+}
+
 func TestMessageTypeName(t *testing.T) {
 	if MessageTypeName(dhcpv6.MessageTypeRelayReply) != "RELAY-REPL" || MessageTypeName(99) != "TYPE-99" {
 		t.Error(MessageTypeName(dhcpv6.MessageTypeRelayReply), MessageTypeName(99))
@@ -171,6 +210,19 @@ func BenchmarkFromMessage(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		req, _ := FromMessage(msg)
+		ServerEnv(hooks.NewEnv(), req)
+	}
+}
+
+func BenchmarkFromBytes(b *testing.B) {
+	raw := relayedSolicit(b)
+	msg, err := dhcpv6.FromBytes(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		req, _ := FromBytes(raw, msg)
 		ServerEnv(hooks.NewEnv(), req)
 	}
 }
