@@ -46,8 +46,10 @@ type Step struct {
 	// CPUPer1k is server CPU milliseconds per 1000 completed exchanges.
 	CPUPer1k float64 `json:"server_cpu_ms_per_1k"`
 	// ClientCPU is perfdhcp's CPU time during the step: the load
-	// generator's share of the machine.
-	ClientCPU float64 `json:"client_cpu_s"`
+	// generator's share of the machine; ClientCPUPer1k the same per 1000
+	// completed exchanges.
+	ClientCPU      float64 `json:"client_cpu_s"`
+	ClientCPUPer1k float64 `json:"client_cpu_ms_per_1k,omitempty"`
 	// Overflows counts datagrams dropped for a full socket receive buffer
 	// during the step, in the server's namespace and in perfdhcp's: where
 	// a loss happened.
@@ -85,6 +87,7 @@ func NewStep(offered int, dur time.Duration, r lab.PerfResult, cpu time.Duration
 	}
 	if rr.Received > 0 {
 		s.CPUPer1k = 1e6 * s.CPU / float64(rr.Received)
+		s.ClientCPUPer1k = 1e6 * s.ClientCPU / float64(rr.Received)
 	}
 	s.ClientBound = float64(sa.Sent) < clientShortfall*float64(offered)*dur.Seconds()
 	s.Pass = s.Loss <= MaxLoss

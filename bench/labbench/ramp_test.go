@@ -31,6 +31,10 @@ func TestNewStep(t *testing.T) {
 	if s.CPU != 3 || s.CPUPer1k != 1.5e6 {
 		t.Errorf("cpu %v s, %v ms/1k, want 3 and 1.5e6 (1.5 s per exchange)", s.CPU, s.CPUPer1k)
 	}
+	r.CPU = time.Second
+	if s, _ := NewStep(1, 2*time.Second, r, 0); s.ClientCPU != 1 || s.ClientCPUPer1k != 5e5 {
+		t.Errorf("perfdhcp cpu %v s, %v ms/1k, want 1 and 5e5", s.ClientCPU, s.ClientCPUPer1k)
+	}
 	// 4 Solicits in 2 s at an offered 1/s is not client-bound; at 10/s it is.
 	if s.ClientBound {
 		t.Error("client-bound at 1/s")

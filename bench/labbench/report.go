@@ -47,6 +47,45 @@ type Ratio struct {
 	// since an exchange costs less CPU at higher rates (fixed costs spread).
 	SameRate         int     `json:"same_rate,omitempty"`
 	CPURatioSameRate float64 `json:"cpu_per_exchange_ratio_same_rate,omitempty"`
+	// Budgets say what reaching a multiple of Kea's rate would take on
+	// this machine, given what perfdhcp cost per exchange in this run.
+	Budgets []Budget `json:"budgets,omitempty"`
+}
+
+// Budget is the server CPU per exchange the machine leaves at Times ×
+// Kea's sustained rate once perfdhcp has had its share: every core's
+// second, divided among Rate exchanges, less perfdhcp's cost per exchange
+// (measured at the hook6 run's sustained step). A server that needs more
+// cannot reach the rate on this machine, however it is built; one at or
+// below ServerUS could, if nothing else (the kernel's queues, perfdhcp's
+// own limits) gets in the way first.
+type Budget struct {
+	Times    float64 `json:"times_kea"`
+	Rate     float64 `json:"rate"`
+	ClientUS float64 `json:"perfdhcp_us_per_exchange"`
+	ServerUS float64 `json:"server_us_per_exchange"` // negative: perfdhcp alone needs more than the machine
+	UsedUS   float64 `json:"server_us_per_exchange_used"`
+}
+
+// budgetTimes are the multiples of Kea's rate the issue's targets name.
+var budgetTimes = []float64{1.5, 2}
+
+func budgets(cores int, kea float64, h Step) []Budget {
+	if cores <= 0 || kea <= 0 || h.ClientCPUPer1k <= 0 {
+		return nil
+	}
+	used := h.CPUPer1k
+	if h.CPU > 0 {
+		used *= (h.CPU + h.PeerCPU) / h.CPU // the failover partner's too
+	}
+	var bs []Budget
+	for _, m := range budgetTimes {
+		rate := m * kea
+		// CPU ms per 1000 exchanges is µs per exchange.
+		bs = append(bs, Budget{Times: m, Rate: rate, ClientUS: h.ClientCPUPer1k,
+			ServerUS: float64(cores)*1e6/rate - h.ClientCPUPer1k, UsedUS: used})
+	}
+	return bs
 }
 
 // sameRate returns the passing steps of a and b at the highest offered
@@ -151,6 +190,7 @@ func (r *Result) ComputeRatios() {
 		if hs, ks, ok := sameRate(h.Steps, k.Steps); ok && ks.CPUPer1k > 0 {
 			ra.SameRate, ra.CPURatioSameRate = hs.Offered, hs.CPUPer1k/ks.CPUPer1k
 		}
+		ra.Budgets = budgets(r.Machine.Cores, k.Sustained.Rate, *h.Sustained)
 		r.Ratios = append(r.Ratios, ra)
 	}
 }
@@ -219,9 +259,9 @@ func (r *Result) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "\nhook6 vs Kea — %d cores, %s, load %.1f at start; %gs steps, loss ≤ %g%%\n\n",
 		r.Machine.Cores, r.Machine.Kernel, r.Machine.LoadStart, r.Settings.StepSeconds, r.Settings.MaxLossPct)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "run\tleases\tsustained/s\toffered\tloss %\tdrops\tRR avg/max ms\tCPU s\tCPU ms/1k\tload\tlat. step/s\tlat. loss %\tSA p50/p99 ms\tRR p50/p99 ms\t")
+	fmt.Fprintln(tw, "run\tleases\tsustained/s\toffered\tloss %\tdrops\tRR avg/max ms\tCPU s\tCPU ms/1k\tperfdhcp ms/1k\tbusy %\tload\tlat. step/s\tlat. loss %\tSA p50/p99 ms\tRR p50/p99 ms\t")
 	for _, run := range r.Runs {
-		fmt.Fprintln(tw, runRow(run))
+		fmt.Fprintln(tw, runRow(run, float64(r.Machine.Cores)*r.Settings.StepSeconds))
 	}
 	tw.Flush()
 	if len(r.Ratios) > 0 {
@@ -229,6 +269,10 @@ func (r *Result) WriteTable(w io.Writer) {
 		for _, ra := range r.Ratios {
 			fmt.Fprintf(w, "%-20s vs %-18s %.2f× the exchanges/s; CPU per exchange %.2f× (at %d/s both)\n",
 				ra.Run, ra.Versus, ra.Ratio, ra.CPURatioSameRate, ra.SameRate)
+			for _, b := range ra.Budgets {
+				fmt.Fprintf(w, "    at %.1f× (%.0f/s) perfdhcp, at its %.0f µs per exchange, leaves %.0f µs per exchange of the %d cores to the server; this one used %.0f\n",
+					b.Times, b.Rate, b.ClientUS, b.ServerUS, r.Machine.Cores, b.UsedUS)
+			}
 		}
 	}
 	if sc := r.Scale; sc != nil {
@@ -255,18 +299,21 @@ func (r *Result) WriteTable(w io.Writer) {
 	fmt.Fprintln(w, "with perfdhcp -x t, whose per-exchange timestamps cost perfdhcp CPU the ramp steps are spared; lat. loss %:")
 	fmt.Fprintln(w, "that step's loss. RR avg/max: perfdhcp's own, in the sustained ramp step.")
 	fmt.Fprintln(w, "CPU s: server process during the step (+ failover partner); CPU ms/1k: server CPU per 1000 exchanges.")
+	fmt.Fprintln(w, "perfdhcp ms/1k: the load generator's CPU per 1000 exchanges; busy %: server, partner and perfdhcp CPU over")
+	fmt.Fprintln(w, "all cores' time in the step (near 100: the machine, not the server alone, set the rate).")
 }
 
 // runRow is a run's line of the table, cells ended by tabs, and why its
-// figures are missing after the last cell.
-func runRow(run Run) string {
+// figures are missing after the last cell. machine is the CPU seconds
+// the machine has in one step (cores × step length).
+func runRow(run Run, machine float64) string {
 	s := run.Sustained
 	if s == nil {
 		why := "no step passed"
 		if run.Error != "" {
 			why = run.Error
 		}
-		return fmt.Sprintf("%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t %s", run.Name, shortLeases(run.Leases), oneLine(why))
+		return fmt.Sprintf("%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t %s", run.Name, shortLeases(run.Leases), oneLine(why))
 	}
 	mark := ""
 	if s.ClientBound {
@@ -276,9 +323,13 @@ func runRow(run Run) string {
 	if s.PeerCPU > 0 {
 		cpu += fmt.Sprintf("+%.2f", s.PeerCPU)
 	}
-	row := fmt.Sprintf("%s\t%s\t%s%.0f\t%d\t%.2f\t%d\t%.2f/%.1f\t%s\t%.0f\t%.1f\t",
+	busy := "-"
+	if machine > 0 {
+		busy = fmt.Sprintf("%.0f", 100*(s.CPU+s.PeerCPU+s.ClientCPU)/machine)
+	}
+	row := fmt.Sprintf("%s\t%s\t%s%.0f\t%d\t%.2f\t%d\t%.2f/%.1f\t%s\t%.0f\t%.0f\t%s\t%.1f\t",
 		run.Name, shortLeases(run.Leases), mark, s.Rate, s.Offered, s.Loss, s.Drops,
-		s.RR.AvgMs, s.RR.MaxMs, cpu, s.CPUPer1k, s.Load)
+		s.RR.AvgMs, s.RR.MaxMs, cpu, s.CPUPer1k, s.ClientCPUPer1k, busy, s.Load)
 	return row + latencyCells(run.Latency)
 }
 

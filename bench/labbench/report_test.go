@@ -14,7 +14,7 @@ import (
 func testResult() *Result {
 	kea := Step{Offered: 4000, Rate: 4000, Pass: true, CPU: 2, CPUPer1k: 100}
 	hook4k := Step{Offered: 4000, Rate: 4000, Pass: true, CPU: 2, CPUPer1k: 80}
-	hook := Step{Offered: 8000, Rate: 8000, Pass: true, CPU: 2, CPUPer1k: 50, ClientBound: true}
+	hook := Step{Offered: 8000, Rate: 8000, Pass: true, CPU: 2, CPUPer1k: 50, ClientCPU: 1.92, ClientCPUPer1k: 40, ClientBound: true}
 	r := &Result{
 		Started:  time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC),
 		Machine:  Machine{Cores: 2},
@@ -51,6 +51,28 @@ func TestComputeRatios(t *testing.T) {
 	if ra := r.Ratios[0]; ra.SameRate != 4000 || ra.CPURatioSameRate != 0.8 {
 		t.Errorf("same-rate comparison %+v, want 0.8 at 4000/s", ra)
 	}
+	// 2 cores at 2× Kea's 4000/s: 250 µs per exchange, 40 of them
+	// perfdhcp's; at 1.5×, 333 µs.
+	want := []Budget{
+		{Times: 1.5, Rate: 6000, ClientUS: 40, ServerUS: 2e6/6000.0 - 40, UsedUS: 50},
+		{Times: 2, Rate: 8000, ClientUS: 40, ServerUS: 210, UsedUS: 50},
+	}
+	if got := r.Ratios[0].Budgets; !slices.Equal(got, want) {
+		t.Errorf("budgets %+v, want %+v", got, want)
+	}
+}
+
+// TestBudgetsCountThePartner: a failover pair's CPU per exchange is both
+// servers'.
+func TestBudgetsCountThePartner(t *testing.T) {
+	s := Step{Rate: 1000, CPU: 2, PeerCPU: 1, CPUPer1k: 100, ClientCPUPer1k: 50}
+	bs := budgets(2, 1000, s)
+	if len(bs) != 2 || bs[1].UsedUS != 150 || bs[1].ServerUS != 950 {
+		t.Errorf("budgets %+v, want the pair at 150 µs of 950 at 2×", bs)
+	}
+	if budgets(2, 1000, Step{Rate: 1000}) != nil {
+		t.Error("budgets without perfdhcp's CPU")
+	}
 }
 
 func TestWriteTable(t *testing.T) {
@@ -59,7 +81,8 @@ func TestWriteTable(t *testing.T) {
 	var b bytes.Buffer
 	r.WriteTable(&b)
 	out := b.String()
-	for _, want := range []string{"2 cores", "≥8000", "4000", "hook6d exited", "2.00× the exchanges/s", "0.80× (at 4000/s both)", "2097 bytes per lease", "restart"} {
+	for _, want := range []string{"2 cores", "≥8000", "4000", "hook6d exited", "2.00× the exchanges/s", "0.80× (at 4000/s both)", "2097 bytes per lease", "restart",
+		"at 2.0× (8000/s) perfdhcp, at its 40 µs per exchange, leaves 210 µs per exchange of the 2 cores to the server; this one used 50"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
@@ -93,6 +116,11 @@ func TestWriteTableLatency(t *testing.T) {
 	// kea-slow was never measured (nil): dashes.
 	if f := strings.Fields(row("kea-slow")); !slices.Equal(f[len(f)-4:], []string{"-", "-", "-", "-"}) {
 		t.Errorf("kea-slow's latency cells %q", f)
+	}
+	// hook6-napd's step: perfdhcp's 40 ms/1k, and the machine 33% busy
+	// (2 s of server and 1.92 of perfdhcp of 2 cores' 6 s).
+	if f := strings.Fields(row("hook6-napd")); !slices.Equal(f[9:12], []string{"40", "33", "0.0"}) {
+		t.Errorf("hook6-napd's perfdhcp, busy and load cells %q", f)
 	}
 	if !strings.Contains(b.String(), "perfdhcp -x t") {
 		t.Error("the footnote does not say where the percentiles come from")
