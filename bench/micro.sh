@@ -8,7 +8,7 @@
 #
 # Each commit is checked out in a temporary git worktree (the working tree is
 # left alone) and benchmarked with
-#   go test -run '^$' -bench "$BENCH" -count "$COUNT" ./core/ ./core/lease/ ./hooks/...
+#   go test -run '^$' -bench "$BENCH" -count "$COUNT" ./core/ ./core/lease/ ./hooks/... ./extensions/
 # one commit after the other, so both meet the same machine; the raw outputs
 # are kept in $OUT (default: a temporary directory, printed at the end). The
 # comparison is `go run golang.org/x/perf/cmd/benchstat@latest old new`.
@@ -22,7 +22,7 @@ head=${2:-HEAD}
 count=${COUNT:-6}
 bench=${BENCH:-.}
 benchtime=${BENCHTIME:-1s}
-pkgs=(./core/ ./core/lease/ ./hooks/...)
+pkgs=(./core/ ./core/lease/ ./hooks/... ./extensions/)
 
 repo=$(git rev-parse --show-toplevel)
 out=${OUT:-$(mktemp -d -t hook6-micro-XXXXXX)}
