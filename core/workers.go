@@ -27,8 +27,8 @@ type workerPool struct {
 // worker is one goroutine of the pool; next hands it a job when idle.
 type worker struct{ next chan *job }
 
-func newWorkerPool(max, queue int, run func(*job)) *workerPool {
-	return &workerPool{run: run, max: max, queue: make([]*job, queue)}
+func newWorkerPool(maxWorkers, queue int, run func(*job)) *workerPool {
+	return &workerPool{run: run, max: maxWorkers, queue: make([]*job, queue)}
 }
 
 // submit gives j to an idle worker, a new one, or the queue; it reports
