@@ -60,38 +60,34 @@ func (p *workerPool) submit(j *job) bool {
 	return true
 }
 
-// loop runs j, then the queued jobs, then waits on the idle stack.
+// loop runs j, then whatever next gives, until the pool is closed.
 func (p *workerPool) loop(w *worker, j *job) {
 	defer p.wg.Done()
-	for {
+	for j != nil {
 		p.run(j)
-		var ok bool
-		if j, ok = p.nextJob(w); !ok {
-			if j, ok = <-w.next; !ok {
-				return
-			}
-		}
+		j = p.next(w)
 	}
 }
 
-// nextJob takes the oldest queued job; when there is none it puts w on the
-// idle stack (unless the pool is closed) and reports false.
-func (p *workerPool) nextJob(w *worker) (*job, bool) {
+// next takes the oldest queued job; when there is none it puts w on the
+// idle stack and waits for one. It returns nil once the pool is closed.
+func (p *workerPool) next(w *worker) *job {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.n > 0 {
 		j := p.queue[p.head]
 		p.queue[p.head] = nil
 		p.head = (p.head + 1) % len(p.queue)
 		p.n--
-		return j, true
+		p.mu.Unlock()
+		return j
 	}
 	if p.closed {
-		close(w.next)
-	} else {
-		p.idle = append(p.idle, w)
+		p.mu.Unlock()
+		return nil
 	}
-	return nil, false
+	p.idle = append(p.idle, w)
+	p.mu.Unlock()
+	return <-w.next // nil when close closes it
 }
 
 // close lets the workers finish the jobs queued, stops them, and waits.

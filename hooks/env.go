@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -33,24 +34,25 @@ const (
 	KeyRequestIAIDs = "request.ia-count"     // number of IAs in the request
 )
 
-// ReadOnlyKeys lists the server-provided keys, for documentation and checks.
-var ReadOnlyKeys = []string{
+// serverKeys are the server-provided keys, each with its slot in
+// Env.server.
+var serverKeys = [...]string{
 	KeyMessageType, KeyClientDUID, KeyInterface, KeySource, KeyRelayed,
 	KeyLinkAddress, KeyPeerAddress, KeyInterfaceID, KeyRemoteID, KeyClientMAC,
 	KeyLink, KeyServerName, KeyVendorClass, KeyUserClass, KeyRequestIAIDs,
 }
 
-// numServerKeys is len(ReadOnlyKeys): the slots of Env.server.
-const numServerKeys = 15
+// Env.present has a bit per server key: this fails to compile past 16.
+const _ uint16 = 1 << (len(serverKeys) - 1)
+
+// ReadOnlyKeys lists the server-provided keys, for documentation and checks.
+var ReadOnlyKeys = slices.Clone(serverKeys[:])
 
 // serverSlot gives each server-provided key its slot in Env.server. It is
 // built once and only read.
 var serverSlot = func() map[string]uint8 {
-	if len(ReadOnlyKeys) != numServerKeys {
-		panic("hooks: numServerKeys must be len(ReadOnlyKeys)")
-	}
-	m := make(map[string]uint8, numServerKeys)
-	for i, k := range ReadOnlyKeys {
+	m := make(map[string]uint8, len(serverKeys))
+	for i, k := range serverKeys {
 		m[k] = uint8(i)
 	}
 	return m
@@ -71,7 +73,7 @@ func IsServerKey(k string) bool {
 // keys in a map made on the first Set, so giving a packet its dictionary
 // costs one small allocation rather than two maps filled key by key.
 type Env struct {
-	server  [numServerKeys]string
+	server  [len(serverKeys)]string
 	present uint16            // bit i: server key i has been set
 	m       map[string]string // the extensions' keys
 	extraRO map[string]bool   // keys other than the server's given by SetServer
@@ -160,8 +162,8 @@ func (e *Env) Delete(k string) error {
 
 // Keys returns the keys in sorted order.
 func (e *Env) Keys() []string {
-	ks := make([]string, 0, numServerKeys+len(e.m))
-	for i, k := range ReadOnlyKeys {
+	ks := make([]string, 0, len(serverKeys)+len(e.m))
+	for i, k := range serverKeys {
 		if e.present&(1<<i) != 0 {
 			ks = append(ks, k)
 		}
@@ -175,8 +177,8 @@ func (e *Env) Keys() []string {
 
 // Map returns a copy of the dictionary.
 func (e *Env) Map() map[string]string {
-	c := make(map[string]string, numServerKeys+len(e.m))
-	for i, k := range ReadOnlyKeys {
+	c := make(map[string]string, len(serverKeys)+len(e.m))
+	for i, k := range serverKeys {
 		if e.present&(1<<i) != 0 {
 			c[k] = e.server[i]
 		}
@@ -189,7 +191,7 @@ func (e *Env) Map() map[string]string {
 
 // Reset empties the dictionary for reuse.
 func (e *Env) Reset() {
-	e.server, e.present, e.point = [numServerKeys]string{}, 0, 0
+	e.server, e.present, e.point = [len(serverKeys)]string{}, 0, 0
 	clear(e.m)
 	clear(e.extraRO)
 }

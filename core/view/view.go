@@ -129,30 +129,28 @@ func fromMessage(msg dhcpv6.DHCPv6, raw []byte) (*hooks.Request, error) {
 }
 
 // splitOptions splits the options of a message (after its header of hdr
-// bytes) into views of msg, leaving out those with code inner and giving
-// the data of the last of them: the message inside a relay layer. ok is
-// false when msg is nil or does not split cleanly.
+// bytes) into views of msg, each capped at its end, leaving out those with
+// code inner and giving the data of the last of them: the message inside a
+// relay layer. ok is false when msg is nil or does not split cleanly. The
+// library's own option walker does the splitting; its parser here keeps
+// each option's bytes as they are instead of decoding them.
 func splitOptions(msg []byte, hdr int, inner uint16) (opts []hooks.Option, in []byte, ok bool) {
 	if len(msg) < hdr {
 		return nil, nil, false
 	}
-	b := msg[hdr:]
 	opts = make([]hooks.Option, 0, 8)
-	for len(b) > 0 {
-		if len(b) < 4 {
-			return nil, nil, false
-		}
-		code, n := binary.BigEndian.Uint16(b), int(binary.BigEndian.Uint16(b[2:]))
-		if len(b) < 4+n {
-			return nil, nil, false
-		}
-		data := b[4 : 4+n : 4+n]
-		if inner != 0 && code == inner {
+	var walked dhcpv6.Options
+	err := walked.FromBytesWithParser(msg[hdr:], func(code dhcpv6.OptionCode, data []byte) (dhcpv6.Option, error) {
+		data = data[:len(data):len(data)]
+		if inner != 0 && uint16(code) == inner {
 			in = data
 		} else {
-			opts = append(opts, hooks.Option{Code: code, Data: data})
+			opts = append(opts, hooks.Option{Code: uint16(code), Data: data})
 		}
-		b = b[4+n:]
+		return nil, nil // kept in opts, not in walked
+	})
+	if err != nil {
+		return nil, nil, false
 	}
 	return opts, in, true
 }
